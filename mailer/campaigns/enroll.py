@@ -1,0 +1,104 @@
+"""Enter contacts into campaigns, plan their steps in the outbox, and take them out again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from mailer.db import insert_ignoring_conflicts
+from mailer.models import Campaign, CampaignStep, Enrollment, Message
+from mailer.scheduling.planner import holdout_group, step_due_at
+
+
+def enroll(
+    session: Session,
+    *,
+    campaign: Campaign,
+    contact_id: int,
+    subject_key: str,
+    anchor_at: datetime,
+    now: datetime,
+    cart_id: int | None = None,
+    tier: int | None = None,
+) -> Enrollment | None:
+    """Create the enrollment for this campaign × contact × subject; None when it already exists.
+
+    The holdout group is drawn here, once, deterministically: control enrollments are planned
+    like the rest but never sent (DESIGN §3 Holdout).
+    """
+    existing = session.scalar(
+        select(Enrollment.id).where(
+            Enrollment.campaign_id == campaign.id,
+            Enrollment.contact_id == contact_id,
+            Enrollment.subject_key == subject_key,
+        )
+    )
+    if existing is not None:
+        return None
+    enrollment = Enrollment(
+        store_id=campaign.store_id,
+        campaign_id=campaign.id,
+        contact_id=contact_id,
+        subject_key=subject_key,
+        cart_id=cart_id,
+        tier=tier,
+        group=holdout_group(campaign.store_id, campaign.key, contact_id, subject_key, campaign.holdout_percent),
+        status="active",
+        anchor_at=anchor_at,
+        entered_at=now,
+    )
+    session.add(enrollment)
+    session.flush()
+    return enrollment
+
+
+def plan_steps(
+    session: Session, enrollment: Enrollment, steps: Iterable[CampaignStep], now: datetime,
+    *, anchor: datetime | None = None,
+) -> int:
+    """Put one outbox row per step (due by the planner) for this enrollment; existing rows stay.
+
+    Delays count from `anchor` (default: the enrollment's anchor). Returns how many rows were
+    new. The UNIQUE (enrollment, step) key makes planning idempotent.
+    """
+    start = anchor or enrollment.anchor_at
+    rows = [
+        {
+            "store_id": enrollment.store_id,
+            "campaign_id": enrollment.campaign_id,
+            "enrollment_id": enrollment.id,
+            "contact_id": enrollment.contact_id,
+            "step_index": step.index,
+            "is_control": enrollment.group == "control",
+            "status": "planned",
+            "due_at": step_due_at(
+                start, step.delay_minutes, step.window_minutes, f"{enrollment.contact_id}"
+            ),
+            "attempts": 0,
+            "created_at": now,
+        }
+        for step in steps
+    ]
+    if not rows:
+        return 0
+    result = session.execute(insert_ignoring_conflicts(session, Message), rows)
+    return max(result.rowcount, 0)
+
+
+def exit_enrollment(session: Session, enrollment: Enrollment, reason: str, now: datetime) -> int:
+    """End the enrollment for `reason` and skip its messages not yet sent; returns how many."""
+    if enrollment.status == "active":
+        enrollment.status = "exited"
+        enrollment.exit_reason = reason
+        enrollment.exited_at = now
+    result = session.execute(
+        update(Message)
+        .where(Message.enrollment_id == enrollment.id, Message.status == "planned")
+        .values(status="skipped", skip_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()
+    return max(result.rowcount, 0)

@@ -1,0 +1,1 @@
+"""Ingestion: validate events, merge identities, apply them to contacts, carts and orders."""

@@ -1,0 +1,53 @@
+"""Who a shopper is: normalized emails, and finding or creating the store's contact for one."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailer.errors import ValidationError
+from mailer.models import Contact
+
+# Deliberately simple: one @, a dot in the domain, no spaces or control characters, RFC length limits.
+_EMAIL = re.compile(r"^[^\s@<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+
+
+def normalize_email(value: object) -> str:
+    """Trim and lower-case an email; raise ValidationError when it is not one."""
+    if not isinstance(value, str):
+        raise ValidationError("email must be a string")
+    email = value.strip().lower()
+    if len(email) > 254 or not _EMAIL.match(email):
+        raise ValidationError(f"invalid email address: {value[:80]!r}")
+    return email
+
+
+def find_contact(session: Session, store_id: int, email: str) -> Contact | None:
+    """The store's contact with this (normalized) email, if any."""
+    return session.scalar(select(Contact).where(Contact.store_id == store_id, Contact.email == email))
+
+
+def get_or_create_contact(session: Session, store_id: int, email: str, now: datetime, **fields: object) -> Contact:
+    """The store's contact for `email` (normalized here), created with `fields` when new.
+
+    Existing contacts only get fields they did not have, so a later, emptier event never erases a
+    name we know.
+    """
+    email = normalize_email(email)
+    contact = find_contact(session, store_id, email)
+    if contact is None:
+        contact = Contact(store_id=store_id, email=email, created_at=now, updated_at=now, **fields)
+        session.add(contact)
+        session.flush()
+        return contact
+    changed = False
+    for key, value in fields.items():
+        if value not in (None, "") and not getattr(contact, key):
+            setattr(contact, key, value)
+            changed = True
+    if changed:
+        contact.updated_at = now
+    return contact

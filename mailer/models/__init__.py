@@ -1,0 +1,36 @@
+"""Typed SQLAlchemy models, one module per aggregate; importing this registers them all."""
+
+from mailer.models.campaign import Campaign, CampaignStep
+from mailer.models.captured_email import CapturedEmail
+from mailer.models.cart import Cart, CartItem
+from mailer.models.contact import AnonymousId, Contact
+from mailer.models.coupon import Coupon
+from mailer.models.enrollment import Enrollment
+from mailer.models.event import Event
+from mailer.models.link import Link
+from mailer.models.message import Message
+from mailer.models.order import Order
+from mailer.models.store import Store
+from mailer.models.suppression import Suppression
+from mailer.models.tracking import TrackingEvent
+from mailer.models.user import User
+
+__all__ = [
+    "AnonymousId",
+    "Campaign",
+    "CampaignStep",
+    "CapturedEmail",
+    "Cart",
+    "CartItem",
+    "Contact",
+    "Coupon",
+    "Enrollment",
+    "Event",
+    "Link",
+    "Message",
+    "Order",
+    "Store",
+    "Suppression",
+    "TrackingEvent",
+    "User",
+]

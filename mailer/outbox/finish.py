@@ -1,0 +1,82 @@
+"""Record what the transport said about each message: sent, retry later, or failed for good."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from mailer.errors import DeliveryError, PermanentDeliveryError
+from mailer.models import Contact, Message, TrackingEvent
+from mailer.scheduling.claim import Claim
+from mailer.scheduling.planner import retry_at
+from mailer.tracking.suppressions import suppress
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The transport's answer for one message: `error` is None when the server accepted it."""
+
+    message_id: int
+    error: DeliveryError | None = None
+
+
+def _guarded(claim: Claim, message_id: int):  # type: ignore[no-untyped-def]
+    # Only the holder of the claim may move the row on: a stale worker changes nothing.
+    return update(Message).where(
+        Message.id == message_id, Message.claim_token == claim.token, Message.status == "sending"
+    )
+
+
+def record_outcomes(session: Session, claim: Claim, outcomes: list[Outcome], now: datetime) -> dict[str, int]:
+    """Move each row to sent / planned (retry) / failed; suppress hard bounces. Flushes."""
+    counts = {"sent": 0, "retry": 0, "failed": 0}
+    for outcome in outcomes:
+        if outcome.error is None:
+            result = session.execute(
+                _guarded(claim, outcome.message_id).values(
+                    status="sent", sent_at=now, attempts=Message.attempts + 1, claim_token=None, lease_until=None
+                )
+            )
+            counts["sent"] += result.rowcount
+            continue
+        message = session.get(Message, outcome.message_id)
+        if message is None or message.claim_token != claim.token:
+            continue
+        attempts = message.attempts + 1
+        error_text = f"{outcome.error.code or ''} {outcome.error}".strip()[:2000]
+        next_try = None if isinstance(outcome.error, PermanentDeliveryError) else retry_at(now, attempts)
+        if next_try is not None:
+            session.execute(
+                _guarded(claim, message.id).values(
+                    status="planned", due_at=next_try, attempts=attempts, last_error=error_text,
+                    claim_token=None, lease_until=None,
+                )
+            )
+            counts["retry"] += 1
+            continue
+        session.execute(
+            _guarded(claim, message.id).values(
+                status="failed", attempts=attempts, last_error=error_text, claim_token=None, lease_until=None
+            )
+        )
+        counts["failed"] += 1
+        if isinstance(outcome.error, PermanentDeliveryError) and outcome.error.hard_bounce:
+            _record_hard_bounce(session, message, now, error_text)
+    session.flush()
+    return counts
+
+
+def _record_hard_bounce(session: Session, message: Message, now: datetime, error_text: str) -> None:
+    """The address itself was refused: suppress it so nothing else is ever sent there."""
+    email = session.scalar(select(Contact.email).where(Contact.id == message.contact_id))
+    if email:
+        suppress(session, message.store_id, email, "bounced", now, source=error_text[:64])
+    session.add(
+        TrackingEvent(
+            store_id=message.store_id, message_id=message.id, contact_id=message.contact_id,
+            kind="bounce", occurred_at=now,
+        )
+    )

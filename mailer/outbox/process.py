@@ -1,0 +1,86 @@
+"""Send one claim end to end: prepare (one transaction), deliver, record in checkpoints."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from mailer.config import Settings
+from mailer.db import Database
+from mailer.delivery import Transport
+from mailer.errors import DeliveryError
+from mailer.outbox.compose import TemplateLibrary
+from mailer.outbox.finish import Outcome, record_outcomes
+from mailer.outbox.prepare import prepare_claim
+from mailer.scheduling.claim import Claim
+
+log = logging.getLogger(__name__)
+
+# Results are committed every this many sends: a worker killed mid-batch re-sends at most these.
+CHECKPOINT_EVERY = 25
+
+
+@dataclass
+class BatchReport:
+    """What happened to the messages of one claim."""
+
+    sent: int = 0
+    retry: int = 0
+    failed: int = 0
+    skipped: int = 0
+    deferred: int = 0
+
+    def add(self, other: BatchReport) -> None:
+        """Accumulate another report into this one."""
+        for name in ("sent", "retry", "failed", "skipped", "deferred"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def process_claim(
+    database: Database,
+    transport: Transport,
+    claim: Claim,
+    *,
+    settings: Settings,
+    now: datetime,
+    clock: Callable[[], datetime] | None = None,
+    library: TemplateLibrary | None = None,
+) -> BatchReport:
+    """Deliver the claim's messages exactly once each, barring a crash between SMTP 250 and commit.
+
+    `now` is the engine's time (rules, due dates); `clock` the wall clock used to stop before the
+    lease runs out, so another dispatcher never sends a row while we still hold it.
+    """
+    library = library or TemplateLibrary()
+    report = BatchReport()
+    with database.transaction() as session:
+        prepared = prepare_claim(session, claim, settings=settings, now=now, library=library)
+    report.skipped, report.deferred, report.failed = prepared.skipped, prepared.deferred, prepared.failed
+
+    pending: list[Outcome] = []
+
+    def checkpoint() -> None:
+        if not pending:
+            return
+        with database.transaction() as session:
+            counts = record_outcomes(session, claim, pending, now)
+        report.sent += counts["sent"]
+        report.retry += counts["retry"]
+        report.failed += counts["failed"]
+        pending.clear()
+
+    for email in prepared.ready:
+        if clock is not None and clock() >= claim.lease_until:
+            log.warning("lease of claim %s ran out; leaving the rest to be reclaimed", claim.token)
+            break
+        try:
+            transport.send(email.envelope, email.data)
+            pending.append(Outcome(email.message_id))
+        except DeliveryError as exc:
+            pending.append(Outcome(email.message_id, exc))
+        if len(pending) >= CHECKPOINT_EVERY:
+            checkpoint()
+    checkpoint()
+    return report

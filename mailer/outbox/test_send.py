@@ -1,0 +1,68 @@
+"""Test sends: a template rendered with sample data and delivered now, outside the outbox."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailer.config import Settings
+from mailer.delivery import Transport
+from mailer.errors import NotFound
+from mailer.ingest.identity import normalize_email
+from mailer.models import Campaign, CampaignStep, Store
+from mailer.outbox.compose import build_email, store_context
+from mailer.rendering import compile_template, load_template, render_email, sample_context
+
+DEFAULT_TEST_SUBJECT = "[Test] {{ store.name }}: {{ campaign.name }}"
+
+
+def subject_for_template(session: Session, store_id: int, template_name: str) -> str:
+    """The subject a campaign step uses with this template, else a generic test subject."""
+    subject = session.scalar(
+        select(CampaignStep.subject)
+        .join(Campaign, Campaign.id == CampaignStep.campaign_id)
+        .where(Campaign.store_id == store_id, CampaignStep.template == template_name)
+        .limit(1)
+    )
+    return subject or DEFAULT_TEST_SUBJECT
+
+
+def send_test_email(
+    session: Session,
+    transport: Transport,
+    settings: Settings,
+    *,
+    store_id: int,
+    template_name: str,
+    to_email: str,
+    now: datetime,
+    subject: str | None = None,
+    overrides: dict[str, tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    """Render `template_name` with sample data as the store would send it, and deliver it.
+
+    Test sends record nothing in the outbox or the reports; their unsubscribe link leads to a page
+    that says so.
+    """
+    store = session.get(Store, store_id)
+    if store is None:
+        raise NotFound(f"no store with id {store_id}")
+    to_email = normalize_email(to_email)
+    compiled = compile_template(load_template(template_name, overrides=overrides))
+    context = sample_context()
+    context["store"] = store_context(store)
+    context["campaign"] = {"key": "test", "name": f"Test of {template_name}"}
+    unsubscribe = f"{settings.base_url}/u/test-send"
+    context["unsubscribe_url"] = unsubscribe
+    rendered = render_email(compiled, subject or subject_for_template(session, store.id, template_name), context)
+    message_id = f"<test.{secrets.token_hex(8)}@{store.domain}>"
+    envelope, data = build_email(
+        store=store, to_email=to_email, to_name="", subject=rendered.subject, html=rendered.html,
+        text=rendered.text, message_id=message_id, unsubscribe=unsubscribe, now=now,
+    )
+    transport.send(envelope, data)
+    return {"to": to_email, "template": template_name, "subject": rendered.subject, "message_id": message_id}

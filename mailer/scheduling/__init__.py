@@ -1,0 +1,1 @@
+"""Scheduling: the pure planner of due times and the atomic claim of due messages."""

@@ -1,0 +1,58 @@
+"""Claim due outbox rows atomically, with a lease, so concurrent dispatchers never share a row."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from mailer.db import is_postgresql
+from mailer.models import Message
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The rows one dispatcher holds until `lease_until`; only the holder of `token` may finish them."""
+
+    token: str
+    message_ids: tuple[int, ...]
+    lease_until: datetime
+
+
+def _claimable(now: datetime):  # type: ignore[no-untyped-def]
+    # Due planned rows, and rows whose sender died holding them (lease ran out).
+    return or_(
+        and_(Message.status == "planned", Message.due_at <= now),
+        and_(Message.status == "sending", Message.lease_until < now),
+    )
+
+
+def claim_due(session: Session, now: datetime, *, limit: int, lease_seconds: int) -> Claim:
+    """Move up to `limit` due rows to `sending` under a new token; flushes, the caller commits.
+
+    PostgreSQL: `FOR UPDATE SKIP LOCKED` lets any number of claimers take disjoint rows without
+    waiting. SQLite: the write lock taken at BEGIN IMMEDIATE serialises claimers, and the
+    conditional UPDATE … RETURNING is atomic.
+    """
+    token = secrets.token_hex(16)
+    lease_until = now + timedelta(seconds=lease_seconds)
+    candidates = select(Message.id).where(_claimable(now)).order_by(Message.due_at, Message.id).limit(limit)
+    if is_postgresql(session):
+        candidates = candidates.with_for_update(skip_locked=True)
+    statement = (
+        update(Message)
+        .where(Message.id.in_(candidates.scalar_subquery()), _claimable(now))
+        .values(status="sending", claim_token=token, lease_until=lease_until)
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    )
+    ids = tuple(sorted(session.execute(statement).scalars().all()))
+    return Claim(token=token, message_ids=ids, lease_until=lease_until)
+
+
+def count_due(session: Session, now: datetime) -> int:
+    """How many rows a claim at `now` could take (for the tick summary and health)."""
+    return int(session.scalar(select(func.count()).select_from(Message).where(_claimable(now))) or 0)

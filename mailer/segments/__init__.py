@@ -1,0 +1,1 @@
+"""Segments: pure lifecycle rules (tiers, audiences) and the set-based queries that apply them."""

@@ -1,0 +1,1 @@
+"""Tracking: signed tokens, opens, clicks, unsubscribes, suppressions."""

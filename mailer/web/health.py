@@ -1,0 +1,32 @@
+"""`GET /healthz`: is the database (and Redis, when configured) answering?"""
+
+from __future__ import annotations
+
+from flask import Flask, Response, jsonify
+from sqlalchemy import text
+
+from mailer.web.database import database, settings
+
+
+def register_health(app: Flask) -> None:
+    """Mount the health check."""
+
+    @app.get("/healthz")
+    def healthz() -> tuple[Response, int]:
+        checks: dict[str, str] = {}
+        try:
+            with database().engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"error: {type(exc).__name__}"
+        if settings().redis_url:
+            try:
+                import redis
+
+                redis.Redis.from_url(settings().redis_url, socket_timeout=2).ping()
+                checks["redis"] = "ok"
+            except Exception as exc:
+                checks["redis"] = f"error: {type(exc).__name__}"
+        healthy = all(v == "ok" for v in checks.values())
+        return jsonify({"status": "ok" if healthy else "error", "checks": checks}), 200 if healthy else 503

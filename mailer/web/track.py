@@ -1,0 +1,93 @@
+"""Public tracking endpoints: the open pixel, the click redirect and the unsubscribe page."""
+
+from __future__ import annotations
+
+import base64
+import logging
+
+from flask import Blueprint, Flask, Response, abort, redirect, render_template, request
+from sqlalchemy import select
+
+from mailer.clock import utcnow
+from mailer.models import Contact, Link, Message, Store, TrackingEvent
+from mailer.tracking.tokens import read_token
+from mailer.tracking.unsubscribe import unsubscribe
+from mailer.web.database import db_session, settings
+
+log = logging.getLogger(__name__)
+bp = Blueprint("track", __name__)
+
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+NO_STORE = {"Cache-Control": "no-store, no-cache, must-revalidate, max-age=0", "Pragma": "no-cache"}
+
+
+def _record(message: Message, kind: str, link_id: int | None = None) -> None:
+    db_session().add(
+        TrackingEvent(
+            store_id=message.store_id, message_id=message.id, contact_id=message.contact_id, kind=kind,
+            link_id=link_id, user_agent=(request.user_agent.string or "")[:500],
+            ip=(request.remote_addr or "")[:64], occurred_at=utcnow(),
+        )
+    )
+
+
+@bp.get("/t/o/<token>")
+def open_pixel(token: str) -> Response:
+    """Record an open and always answer with the image: a broken pixel helps nobody."""
+    try:
+        found = read_token(settings().secret_key, "open", token)
+        message = db_session().get(Message, found[0]) if found else None
+        if message is not None and message.status == "sent":
+            _record(message, "open")
+    except Exception:  # the image must go out whatever happened while recording
+        log.exception("recording open failed")
+    return Response(PIXEL, mimetype="image/gif", headers=NO_STORE)
+
+
+@bp.get("/t/c/<token>")
+def click(token: str) -> Response:
+    """Record a click and redirect, only ever to a URL stored for that message."""
+    found = read_token(settings().secret_key, "click", token)
+    if found is None:
+        abort(404)
+    message_id, position = found
+    link = db_session().scalar(select(Link).where(Link.message_id == message_id, Link.position == position))
+    if link is None:
+        abort(404)
+    message = db_session().get(Message, message_id)
+    if message is not None and message.status == "sent":
+        _record(message, "click", link.id)
+    return redirect(link.url, code=302)
+
+
+def _unsubscribe_target(token: str) -> tuple[Message, Contact, Store]:
+    found = read_token(settings().secret_key, "unsubscribe", token)
+    session = db_session()
+    message = session.get(Message, found[0]) if found else None
+    if message is None:
+        abort(404)
+    contact = session.get(Contact, message.contact_id)
+    store = session.get(Store, message.store_id)
+    if contact is None or store is None:
+        abort(404)
+    return message, contact, store
+
+
+@bp.get("/u/<token>")
+def unsubscribe_page(token: str) -> str:
+    """A page with one button: a GET never unsubscribes (link scanners follow GETs)."""
+    _message, contact, store = _unsubscribe_target(token)
+    return render_template("unsubscribe.html", store=store, email=contact.email, done=False, token=token)
+
+
+@bp.post("/u/<token>")
+def unsubscribe_now(token: str) -> tuple[str, int]:
+    """RFC 8058 one-click unsubscribe: the token is the authority, no cookie or CSRF needed."""
+    message, contact, store = _unsubscribe_target(token)
+    unsubscribe(db_session(), contact, utcnow(), message=message, source="one-click" if request.form.get("List-Unsubscribe") else "page")
+    return render_template("unsubscribe.html", store=store, email=contact.email, done=True, token=token), 200
+
+
+def register_tracking(app: Flask) -> None:
+    """Mount the public tracking endpoints (no login, no CSRF)."""
+    app.register_blueprint(bp)

@@ -1,0 +1,133 @@
+"""The outbox end to end on each backend: claim, send to a real SMTP server, record, never twice."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mailer.db import Database
+from mailer.delivery import SMTPTransport
+from mailer.engine import tick
+from mailer.models import Message, Suppression
+from mailer.outbox.process import process_claim
+from mailer.scheduling.claim import claim_due
+from mailer.tracking.suppressions import suppress
+from tests.support.factories import T0, make_contact, make_store
+from tests.support.scenarios import NOW, customers, plan_winback, statuses
+
+
+def test_claim_takes_due_rows_once_and_reclaims_after_the_lease(session: Session) -> None:
+    store = make_store(session)
+    people = customers(session, store, 4)
+    plan_winback(session, store, people[:3])
+    plan_winback(session, store, people[3:], due=NOW + timedelta(days=1))
+    first = claim_due(session, NOW, limit=10, lease_seconds=120)
+    assert len(first.message_ids) == 3
+    assert claim_due(session, NOW, limit=10, lease_seconds=120).message_ids == ()
+    # a dispatcher that died holding them: after the lease the rows are claimable again
+    later = claim_due(session, NOW + timedelta(seconds=121), limit=10, lease_seconds=120)
+    assert later.message_ids == first.message_ids and later.token != first.token
+
+
+def test_tick_sends_once_and_a_second_tick_at_the_same_now_sends_nothing(database: Database, settings, smtp_sink) -> None:
+    with database.transaction() as session:
+        store = make_store(session)
+        plan_winback(session, store, customers(session, store, 5))
+    transport = SMTPTransport(smtp_sink.url, timeout=5)
+    first = tick(database, transport, settings, NOW)
+    second = tick(database, transport, settings, NOW)
+    transport.close()
+    assert (first.sent, second.sent) == (5, 0)
+    assert len(smtp_sink.messages) == 5
+    assert len({m.message["Message-ID"] for m in smtp_sink.messages}) == 5
+    with database.transaction() as session:
+        assert statuses(session) == {"sent": 5}
+
+
+def test_suppression_is_checked_at_send_time(database: Database, settings, smtp_sink) -> None:
+    with database.transaction() as session:
+        store = make_store(session)
+        people = customers(session, store, 2)
+        plan_winback(session, store, people)
+        suppress(session, store.id, people[0].email, "complained", NOW)
+    tick(database, SMTPTransport(smtp_sink.url), settings, NOW)
+    assert [m.rcpt_tos for m in smtp_sink.messages] == [[people[1].email]]
+    with database.transaction() as session:
+        assert statuses(session) == {"sent": 1, "skipped": 1}
+
+
+def test_hard_bounce_fails_and_suppresses_only_that_address(database: Database, settings, smtp_sink) -> None:
+    with database.transaction() as session:
+        store = make_store(session)
+        people = customers(session, store, 3)
+        plan_winback(session, store, people)
+    smtp_sink.fail_rcpt[people[1].email] = (550, "5.1.1 no such user")
+    tick(database, SMTPTransport(smtp_sink.url), settings, NOW)
+    assert sorted(m.rcpt_tos[0] for m in smtp_sink.messages) == sorted([people[0].email, people[2].email])
+    with database.transaction() as session:
+        assert statuses(session) == {"sent": 2, "failed": 1}
+        assert session.scalar(select(func.count()).select_from(Suppression).where(Suppression.reason == "bounced")) == 1
+
+
+def test_transient_failure_is_retried_with_backoff_and_delivered_once(database: Database, settings, smtp_sink) -> None:
+    with database.transaction() as session:
+        store = make_store(session)
+        plan_winback(session, store, customers(session, store, 2))
+    smtp_sink.fail_next(2, code=451, text="4.3.0 try again later")
+    transport = SMTPTransport(smtp_sink.url)
+    report = tick(database, transport, settings, NOW)
+    assert (report.sent, report.retry) == (0, 2)
+    assert tick(database, transport, settings, NOW + timedelta(seconds=30)).sent == 0  # not yet due
+    assert tick(database, transport, settings, NOW + timedelta(minutes=2)).sent == 2
+    assert len(smtp_sink.messages) == 2
+    with database.transaction() as session:
+        assert {m.attempts for m in session.scalars(select(Message))} == {2}
+
+
+def test_a_stale_claim_changes_nothing_after_another_took_over(database: Database, settings, smtp_sink) -> None:
+    with database.transaction() as session:
+        store = make_store(session)
+        plan_winback(session, store, customers(session, store, 2))
+        stale = claim_due(session, NOW, limit=10, lease_seconds=60)
+    # the first dispatcher stalls; after its lease a second one claims and sends
+    transport = SMTPTransport(smtp_sink.url)
+    assert tick(database, transport, settings, NOW + timedelta(seconds=61)).sent == 2
+    # the first wakes up: its token no longer holds the rows, so it sends nothing
+    report = process_claim(database, transport, stale, settings=settings, now=NOW + timedelta(seconds=62))
+    assert report.sent == 0 and len(smtp_sink.messages) == 2
+
+
+def test_two_concurrent_claimers_deliver_each_of_1000_messages_exactly_once(committed_database: Database, settings, smtp_sink) -> None:
+    with committed_database.transaction() as session:
+        store = make_store(session)
+        people = [make_contact(session, store, orders_count=1, last_order_at=T0) for _ in range(1000)]
+        plan_winback(session, store, people)
+    errors: list[BaseException] = []
+
+    def claimer() -> None:
+        transport = SMTPTransport(smtp_sink.url, timeout=10)
+        try:
+            while True:
+                with committed_database.transaction() as session:
+                    claim = claim_due(session, NOW, limit=50, lease_seconds=300)
+                if not claim.message_ids:
+                    return
+                process_claim(committed_database, transport, claim, settings=settings, now=NOW)
+        except BaseException as exc:  # surfaced below: a thread's failure must fail the test
+            errors.append(exc)
+        finally:
+            transport.close()
+
+    threads = [threading.Thread(target=claimer) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors
+    ids = [m.message["X-Mailer-Message"] for m in smtp_sink.messages]
+    assert len(ids) == 1000 and len(set(ids)) == 1000
+    with committed_database.transaction() as session:
+        assert statuses(session) == {"sent": 1000}
