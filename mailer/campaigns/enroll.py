@@ -1,11 +1,11 @@
-"""Enter contacts into campaigns, plan their steps in the outbox, and take them out again."""
+"""Enter contacts into campaigns and plan their steps in the outbox."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer.db import insert_ignoring_conflicts
@@ -85,20 +85,4 @@ def plan_steps(
     if not rows:
         return 0
     result = session.execute(insert_ignoring_conflicts(session, Message), rows)
-    return max(result.rowcount, 0)
-
-
-def exit_enrollment(session: Session, enrollment: Enrollment, reason: str, now: datetime) -> int:
-    """End the enrollment for `reason` and skip its messages not yet sent; returns how many."""
-    if enrollment.status == "active":
-        enrollment.status = "exited"
-        enrollment.exit_reason = reason
-        enrollment.exited_at = now
-    result = session.execute(
-        update(Message)
-        .where(Message.enrollment_id == enrollment.id, Message.status == "planned")
-        .values(status="skipped", skip_reason=reason)
-        .execution_options(synchronize_session=False)
-    )
-    session.flush()
     return max(result.rowcount, 0)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import Session, aliased
 
 from mailer.campaigns.enroll import plan_steps
+from mailer.campaigns.exits import exit_enrollments
 from mailer.db import insert_ignoring_conflicts
 from mailer.models import Campaign, Contact, Enrollment, Message, Store
 from mailer.scheduling.planner import holdout_group
@@ -39,20 +40,7 @@ def end_returned_lapses(session: Session, store: Store, now: datetime) -> int:
             Contact.last_order_at > Enrollment.anchor_at,
         )
     )
-    ids = list(session.scalars(returned))
-    if not ids:
-        return 0
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
-        session.execute(
-            update(Message).where(Message.enrollment_id.in_(chunk), Message.status == "planned")
-            .values(status="skipped", skip_reason="returned").execution_options(synchronize_session=False)
-        )
-        session.execute(
-            update(Enrollment).where(Enrollment.id.in_(chunk))
-            .values(status="exited", exit_reason="returned", exited_at=now).execution_options(synchronize_session=False)
-        )
-    return len(ids)
+    return exit_enrollments(session, list(session.scalars(returned)), "returned", now)
 
 
 def _busy_with_a_cart(contact_id) -> object:  # type: ignore[no-untyped-def]

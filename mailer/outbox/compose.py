@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from mailer.config import Settings
 from mailer.delivery import Envelope, OutgoingEmail, build_mime
-from mailer.models import Campaign, CampaignStep, Cart, Contact, Coupon, Link, Message, Order, Store
+from mailer.models import Campaign, CampaignStep, Cart, Contact, Link, Message, Order, Store
 from mailer.rendering import CompiledTemplate, compile_template, load_template, render_email
+from mailer.rendering.context import build_context
 from mailer.rendering.coupons import issue_coupon
 from mailer.rendering.links import track_links
 from mailer.tracking.tokens import make_token
@@ -39,66 +38,6 @@ class ComposedEmail:
     message_id: int
     envelope: Envelope
     data: bytes
-
-
-def store_context(store: Store) -> dict[str, Any]:
-    """The store as the templates see it."""
-    return {
-        "name": store.name,
-        "domain": store.domain,
-        "url": f"https://{store.domain}",
-        "postal_address": store.postal_address,
-        "currency": store.currency,
-        "sender_name": store.sender_name or store.name,
-    }
-
-
-def contact_context(contact: Contact) -> dict[str, Any]:
-    """The recipient as the templates see them."""
-    return {"first_name": contact.first_name, "last_name": contact.last_name, "email": contact.email}
-
-
-def cart_context(cart: Cart) -> dict[str, Any]:
-    """The cart as it is now (re-read at send time, so removed items never appear)."""
-    items = [
-        {
-            "sku": item.sku,
-            "name": item.name,
-            "price": item.price,
-            "quantity": item.quantity,
-            "url": item.url,
-            "image_url": item.image_url,
-            "line_total": item.price * item.quantity,
-        }
-        for item in cart.items
-    ]
-    total = cart.value if cart.value else sum((i["line_total"] for i in items), Decimal("0"))
-    return {"items": items, "total": total, "currency": cart.currency, "restore_url": cart.restore_url}
-
-
-def order_context(order: Order) -> dict[str, Any]:
-    """A past order as the templates see it."""
-    items = [
-        {
-            "name": str(item.get("name", "")),
-            "sku": str(item.get("sku", "")),
-            "quantity": item.get("quantity", 1),
-            "price": item.get("price"),
-            "url": item.get("url"),
-        }
-        for item in (order.items or [])
-        if isinstance(item, dict)
-    ]
-    return {"placed_at": order.placed_at, "total": order.total, "currency": order.currency, "items": items}
-
-
-def coupon_context(coupon: Coupon) -> dict[str, Any]:
-    """A coupon as the templates see it, with a human expiry date."""
-    return {
-        "code": coupon.code,
-        "percent_off": coupon.percent_off,
-        "expires_at": f"{coupon.expires_at:%B} {coupon.expires_at.day}, {coupon.expires_at:%Y}",
-    }
 
 
 def message_id_header(message: Message, store: Store) -> str:
@@ -176,16 +115,10 @@ def compose_message(
         select(Order).where(Order.contact_id == contact.id).order_by(Order.placed_at.desc()).limit(1)
     )
     unsubscribe = unsubscribe_url(settings, message.id)
-    context = {
-        "store": store_context(store),
-        "contact": contact_context(contact),
-        "cart": cart_context(cart) if cart is not None else None,
-        "coupon": coupon_context(coupon) if coupon is not None else None,
-        "last_order": order_context(last_order) if last_order is not None else None,
-        "step": {"index": step.index, "discount_percent": step.discount_percent},
-        "campaign": {"key": campaign.key, "name": campaign.name},
-        "unsubscribe_url": unsubscribe,
-    }
+    context = build_context(
+        store=store, contact=contact, unsubscribe_url=unsubscribe, cart=cart, coupon=coupon,
+        last_order=last_order, step=step, campaign=campaign, timezone=contact.timezone or store.timezone,
+    )
     compiled = library.get(step.template)
     rendered = render_email(compiled, step.subject, context)
     tracked = track_links(

@@ -14,8 +14,9 @@ from mailer.delivery import Transport
 from mailer.errors import NotFound
 from mailer.ingest.identity import normalize_email
 from mailer.models import Campaign, CampaignStep, Store
-from mailer.outbox.compose import build_email, store_context
+from mailer.outbox.compose import build_email
 from mailer.rendering import compile_template, load_template, render_email, sample_context
+from mailer.rendering.context import store_context
 
 DEFAULT_TEST_SUBJECT = "[Test] {{ store.name }}: {{ campaign.name }}"
 
@@ -53,7 +54,7 @@ def send_test_email(
         raise NotFound(f"no store with id {store_id}")
     to_email = normalize_email(to_email)
     compiled = compile_template(load_template(template_name, overrides=overrides))
-    context = sample_context()
+    context = sample_context(template=template_name)
     context["store"] = store_context(store)
     context["campaign"] = {"key": "test", "name": f"Test of {template_name}"}
     unsubscribe = f"{settings.base_url}/u/test-send"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mailer.models import Coupon, Message
@@ -21,7 +21,14 @@ def new_coupon_code(prefix: str) -> str:
     return f"{prefix}-{body}" if prefix else body
 
 
-def issue_coupon(session: Session, message: Message, percent_off: int, now: datetime, valid_days: int, prefix: str) -> Coupon:
+def issue_coupon(
+    session: Session,
+    message: Message,
+    percent_off: int,
+    now: datetime,
+    valid_days: int,
+    prefix: str,
+) -> Coupon:
     """The message's coupon, created on first call; a retried send reuses the same code."""
     existing = session.scalar(select(Coupon).where(Coupon.message_id == message.id))
     if existing is not None:
@@ -38,3 +45,45 @@ def issue_coupon(session: Session, message: Message, percent_off: int, now: date
     session.add(coupon)
     session.flush()
     return coupon
+
+
+def coupon_status(coupon: Coupon | None, now: datetime) -> str:
+    """`valid`, `used`, `expired` or `unknown` — what a store's checkout is told about a code."""
+    if coupon is None:
+        return "unknown"
+    if coupon.redeemed_at is not None:
+        return "used"
+    if now >= coupon.expires_at:
+        return "expired"
+    return "valid"
+
+
+def find_coupon(session: Session, store_id: int, code: str) -> Coupon | None:
+    """The store's coupon with this code (case and surrounding spaces ignored)."""
+    return session.scalar(
+        select(Coupon).where(Coupon.store_id == store_id, Coupon.code == code.strip().upper())
+    )
+
+
+def redeem_coupon(
+    session: Session, store_id: int, code: str, order_id: int, placed_at: datetime
+) -> str:
+    """Redeem a code for an order; returns the status it had (`valid` means this order redeemed it).
+
+    A second use, an expired or an unknown code is not redeemed; the caller flags it on the order.
+    The conditional UPDATE makes two orders racing for one code end with exactly one winner.
+    """
+    coupon = find_coupon(session, store_id, code)
+    status = coupon_status(coupon, placed_at)
+    if status != "valid" or coupon is None:
+        return status
+    result = session.execute(
+        update(Coupon)
+        .where(Coupon.id == coupon.id, Coupon.redeemed_at.is_(None))
+        .values(redeemed_at=placed_at, order_id=order_id)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return "used"
+    session.refresh(coupon)
+    return "valid"

@@ -20,7 +20,12 @@ class TrackedHtml:
 
 
 def track_links(
-    body: str, *, message_id: int, base_url: str, secret: str, skip_urls: frozenset[str] = frozenset()
+    body: str,
+    *,
+    message_id: int,
+    base_url: str,
+    secret: str,
+    skip_urls: frozenset[str] = frozenset(),
 ) -> TrackedHtml:
     """Point every http(s) link at the click redirect, append the pixel and a hidden honeypot link.
 
