@@ -146,6 +146,40 @@ def user_create(email: str, password: str, role: str, store_id: int, as_json: bo
     _emit(as_json, data, f"user {data['email']} ({role}) created for store {store_id}")
 
 
+@main.group("import")
+def import_group() -> None:
+    """Bulk imports of a store's history."""
+
+
+@import_group.command("orders")
+@click.option("--store", "store_id", type=int, required=True)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True))
+@json_option
+@domain_errors
+def import_orders_command(store_id: int, file: str, as_json: bool) -> None:
+    """Import past orders from FILE.csv: order_id,email,placed_at,total[,currency,first_name,last_name,coupon].
+
+    Idempotent by order_id; bad rows are reported by line number and skipped, good rows kept.
+    """
+    from pathlib import Path
+
+    from mailer.ingest.csv_import import import_orders
+
+    database, path = _runtime().database, Path(file)
+    if as_json or not sys.stderr.isatty():  # a bar is only for a person watching a terminal
+        result = import_orders(database, store_id, path, now=utcnow())
+    else:
+        with click.progressbar(length=path.stat().st_size, label="importing", file=sys.stderr) as bar:
+            result = import_orders(database, store_id, path, now=utcnow(),
+                                   progress=lambda done, _total: bar.update(done - bar.pos))
+    data = result.as_dict()
+    listed = [f"  line {row['line']}: {row['error']}" for row in result.rejected[:20]]
+    if result.rejected_count > len(listed):
+        listed.append(f"  … and {result.rejected_count - len(listed)} more (--json lists up to 1000)")
+    human = f"imported {result.imported}, duplicates {result.duplicates}, rejected {result.rejected_count}"
+    _emit(as_json, data, "\n".join([human, *listed]))
+
+
 @main.command()
 @now_option
 @json_option
@@ -160,7 +194,10 @@ def tick(now: datetime | None, as_json: bool) -> None:
         from mailer.tasks.dispatch import dispatch_claim
 
         dispatch = dispatch_claim
-    report = run_tick(runtime.database, runtime.transport, runtime.settings, now or utcnow(), dispatch=dispatch)
+    try:
+        report = run_tick(runtime.database, runtime.transport, runtime.settings, now or utcnow(), dispatch=dispatch)
+    finally:
+        runtime.transport.close()
     data = report.as_dict()
     _emit(as_json, data, " ".join(f"{k}={v}" for k, v in data.items()))
 
@@ -197,14 +234,16 @@ def segment(store_id: int, now: datetime | None, as_json: bool) -> None:
 @domain_errors
 def send_test(store_id: int, template_name: str, to_email: str, subject: str | None, as_json: bool) -> None:
     """Render a template with sample data and send it (what the dashboard's "send test" does)."""
-    from mailer.outbox.test_send import send_test_email
+    from mailer.outbox.test_send import compose_test_email, deliver_test_email
 
     runtime = _runtime()
     with runtime.database.transaction() as session:
-        result = send_test_email(
-            session, runtime.transport, runtime.settings, store_id=store_id, template_name=template_name,
+        email = compose_test_email(
+            session, runtime.settings, store_id=store_id, template_name=template_name,
             to_email=to_email, subject=subject, now=utcnow(),
         )
+    result = deliver_test_email(runtime.transport, email)
+    runtime.transport.close()
     _emit(as_json, result, f"sent {template_name!r} to {result['to']} ({result['message_id']})")
 
 

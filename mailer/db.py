@@ -104,11 +104,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def insert_ignoring_conflicts(session: Session, model: type[Base]) -> Any:
-    """An INSERT for `model` that skips rows violating a unique key (ON CONFLICT DO NOTHING)."""
-    if is_postgresql(session):
-        return postgresql.insert(model).on_conflict_do_nothing()
-    return sqlite.insert(model).on_conflict_do_nothing()
+def insert_ignoring_conflicts(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> int:
+    """Insert `rows` into `model`'s table, skipping those that violate a unique key; returns how many went in.
+
+    ON CONFLICT DO NOTHING on both backends, run on the session's connection (Core, not the ORM's
+    bulk path) so the database's row count comes back.
+    """
+    if not rows:
+        return 0
+    dialect = postgresql if is_postgresql(session) else sqlite
+    statement = dialect.insert(model.__table__).on_conflict_do_nothing()
+    result = session.connection().execute(statement, rows)
+    return max(result.rowcount, 0)
 
 
 def is_postgresql(session_or_engine: Session | Engine | Connection) -> bool:

@@ -17,6 +17,7 @@ from mailer.config import Settings, load_settings  # noqa: E402
 from mailer.db import Database, make_engine  # noqa: E402
 from mailer.migrate import upgrade  # noqa: E402
 from tests.support.postgres import TempPostgres  # noqa: E402
+from tests.support.smtp_server import SMTPSink  # noqa: E402
 
 BACKENDS = [b for b in os.environ.get("MAILER_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
 
@@ -66,6 +67,13 @@ def database_factory(backend: str, tmp_path_factory: pytest.TempPathFactory, req
 def migrated_url(database_factory: DatabaseFactory) -> str:
     """One migrated database per backend, shared by the rolled-back tests."""
     return database_factory.url()
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SMTPSink]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives."""
+    with SMTPSink() as sink:
+        yield sink
 
 
 @pytest.fixture

@@ -82,7 +82,4 @@ def plan_steps(
         }
         for step in steps
     ]
-    if not rows:
-        return 0
-    result = session.execute(insert_ignoring_conflicts(session, Message), rows)
-    return max(result.rowcount, 0)
+    return insert_ignoring_conflicts(session, Message, rows)

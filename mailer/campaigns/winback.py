@@ -77,8 +77,7 @@ def enroll_new_lapses(session: Session, store: Store, campaign: Campaign, now: d
                 "group": holdout_group(store.id, campaign.key, contact_id, key, campaign.holdout_percent),
                 "status": "active", "anchor_at": last_order_at, "entered_at": now,
             })
-        result = session.execute(insert_ignoring_conflicts(session, Enrollment), batch)
-        created += max(result.rowcount, 0)
+        created += insert_ignoring_conflicts(session, Enrollment, batch)
     return created
 
 

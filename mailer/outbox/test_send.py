@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer.config import Settings
-from mailer.delivery import Transport
+from mailer.delivery import Envelope, Transport
 from mailer.errors import NotFound
 from mailer.ingest.identity import normalize_email
 from mailer.models import Campaign, CampaignStep, Store
@@ -32,9 +33,17 @@ def subject_for_template(session: Session, store_id: int, template_name: str) ->
     return subject or DEFAULT_TEST_SUBJECT
 
 
-def send_test_email(
+@dataclass(frozen=True)
+class SampleEmail:
+    """A rendered test email, ready for the transport, and a summary for the caller."""
+
+    envelope: Envelope
+    data: bytes
+    summary: dict[str, Any]
+
+
+def compose_test_email(
     session: Session,
-    transport: Transport,
     settings: Settings,
     *,
     store_id: int,
@@ -43,11 +52,12 @@ def send_test_email(
     now: datetime,
     subject: str | None = None,
     overrides: dict[str, tuple[str, str]] | None = None,
-) -> dict[str, Any]:
-    """Render `template_name` with sample data as the store would send it, and deliver it.
+) -> SampleEmail:
+    """Render `template_name` with sample data as the store would send it.
 
     Test sends record nothing in the outbox or the reports; their unsubscribe link leads to a page
-    that says so.
+    that says so. The caller delivers it once its transaction is over (the capture transport
+    writes in a transaction of its own).
     """
     store = session.get(Store, store_id)
     if store is None:
@@ -65,5 +75,11 @@ def send_test_email(
         store=store, to_email=to_email, to_name="", subject=rendered.subject, html=rendered.html,
         text=rendered.text, message_id=message_id, unsubscribe=unsubscribe, now=now,
     )
-    transport.send(envelope, data)
-    return {"to": to_email, "template": template_name, "subject": rendered.subject, "message_id": message_id}
+    summary = {"to": to_email, "template": template_name, "subject": rendered.subject, "message_id": message_id}
+    return SampleEmail(envelope=envelope, data=data, summary=summary)
+
+
+def deliver_test_email(transport: Transport, email: SampleEmail) -> dict[str, Any]:
+    """Send a composed test email; returns its summary."""
+    transport.send(email.envelope, email.data)
+    return email.summary

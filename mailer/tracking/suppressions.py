@@ -15,10 +15,9 @@ from mailer.models.suppression import email_hash
 
 def suppress(session: Session, store_id: int, email: str, reason: str, now: datetime, source: str | None = None) -> None:
     """Add the (normalized) address to the store's suppression list; the first reason stays."""
-    session.execute(
-        insert_ignoring_conflicts(session, Suppression).values(
-            store_id=store_id, email_hash=email_hash(email), reason=reason, source=source, created_at=now
-        )
+    insert_ignoring_conflicts(
+        session, Suppression,
+        [{"store_id": store_id, "email_hash": email_hash(email), "reason": reason, "source": source, "created_at": now}],
     )
 
 

@@ -15,8 +15,8 @@ def register_health(app: Flask) -> None:
     def healthz() -> tuple[Response, int]:
         checks: dict[str, str] = {}
         try:
-            with database().engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+            with database().transaction() as session:
+                session.execute(text("SELECT 1"))
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"error: {type(exc).__name__}"

@@ -103,7 +103,7 @@ def test_a_stale_claim_changes_nothing_after_another_took_over(database: Databas
 def test_two_concurrent_claimers_deliver_each_of_1000_messages_exactly_once(committed_database: Database, settings, smtp_sink) -> None:
     with committed_database.transaction() as session:
         store = make_store(session)
-        people = [make_contact(session, store, orders_count=1, last_order_at=T0) for _ in range(1000)]
+        people = [make_contact(session, store, orders_count=1, last_order_at=NOW - timedelta(days=3)) for _ in range(1000)]
         plan_winback(session, store, people)
     errors: list[BaseException] = []
 

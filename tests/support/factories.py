@@ -9,7 +9,7 @@ from itertools import count
 from sqlalchemy.orm import Session
 
 from mailer.campaigns.sync import sync_campaigns
-from mailer.models import Campaign, Contact, Order, Store
+from mailer.models import Campaign, Cart, CartItem, Contact, Order, Store
 from mailer.stores import create_store
 
 _seq = count(1)
@@ -65,3 +65,21 @@ def campaign(session: Session, store: Store, key: str) -> Campaign:
     found = session.scalar(select(Campaign).where(Campaign.store_id == store.id, Campaign.key == key))
     assert found is not None, key
     return found
+
+
+def make_cart(session: Session, contact: Contact | None, last_activity_at: datetime, items: int = 2, **fields: object) -> Cart:
+    """An open cart with `items` lines, last active at the given time."""
+    store_id = contact.store_id if contact is not None else fields.pop("store_id")
+    cart = Cart(
+        store_id=store_id, external_id=f"cart-{next(_seq)}", contact_id=contact.id if contact else None,
+        currency="USD", restore_url="https://shop.example/cart/restore", status="open",
+        last_activity_at=last_activity_at, created_at=last_activity_at, **fields,
+    )
+    for position in range(items):
+        cart.items.append(CartItem(position=position, sku=f"SKU-{position}", name=f"Item number {position}",
+                                   price=Decimal("10.00") + position, quantity=1, url=f"https://shop.example/p/{position}",
+                                   image_url=f"https://shop.example/img/{position}.jpg"))
+    cart.value = sum((i.price * i.quantity for i in cart.items), Decimal("0"))
+    session.add(cart)
+    session.flush()
+    return cart

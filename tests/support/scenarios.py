@@ -29,7 +29,7 @@ def customers(session: Session, store: Store, n: int) -> list[Contact]:
     people = []
     for _ in range(n):
         person = make_contact(session, store)
-        make_order(session, person, T0)
+        make_order(session, person, NOW - timedelta(days=10))  # recent: the win-back stage leaves them be
         people.append(person)
     return people
 

@@ -1,0 +1,325 @@
+"""SMTP delivery over one reused connection per thread, with replies mapped to retry or bounce."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import smtplib
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from mailer.delivery.transport import Envelope
+from mailer.errors import ConfigError, DeliveryError, PermanentDeliveryError, TransientDeliveryError
+
+log = logging.getLogger(__name__)
+
+# RCPT TO refusals that say the address itself is bad (mailbox unavailable, user not local,
+# mailbox name not allowed): the contact is suppressed as hard-bounced.
+HARD_BOUNCE_CODES = frozenset({550, 551, 553})
+
+_ADDRESS = re.compile(r"[^\s<>]+@[^\s<>]+")
+_BARE_LINE_END = re.compile(rb"\r\n|\r|\n")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+@dataclass(frozen=True, slots=True)
+class SMTPConfig:
+    """Where and how to connect, parsed from MAILER_SMTP_URL."""
+
+    host: str
+    port: int
+    implicit_tls: bool = False
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = None
+
+
+def parse_smtp_url(url: str) -> SMTPConfig:
+    """Parse `smtp://[user:pass@]host[:port][?starttls=1]` (port 25) or `smtps://…` (port 465)."""
+    parts = urlsplit(url)
+    shown = _redacted(url)
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ConfigError(f"SMTP URL must start with smtp:// or smtps://, got {shown!r}")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"SMTP URL has an invalid port: {shown!r}") from exc
+    if not parts.hostname:
+        raise ConfigError(f"SMTP URL has no host: {shown!r}")
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = sorted(set(query) - {"starttls"})
+    if unknown:
+        raise ConfigError(f"SMTP URL has unknown parameters {', '.join(unknown)}: {shown!r}")
+    raw_flag = query.get("starttls", ["0"])[-1].lower()
+    if raw_flag not in _TRUE | _FALSE:
+        raise ConfigError(f"SMTP URL: starttls must be 1 or 0, got {raw_flag!r}")
+    implicit_tls = parts.scheme == "smtps"
+    starttls = raw_flag in _TRUE
+    if implicit_tls and starttls:
+        raise ConfigError("SMTP URL: smtps:// is TLS from the start; starttls=1 is for smtp://")
+    return SMTPConfig(
+        host=parts.hostname,
+        port=port or (465 if implicit_tls else 25),
+        implicit_tls=implicit_tls,
+        starttls=starttls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+    )
+
+
+def _redacted(url: str) -> str:
+    """`url` with its password replaced, for error messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return parts._replace(netloc=f"{parts.username}:***@{netloc}").geturl()
+
+
+@dataclass(eq=False, slots=True)
+class _Connection:
+    """One open SMTP session, owned by the thread (and process) that opened it."""
+
+    smtp: smtplib.SMTP
+    pid: int
+    thread: threading.Thread
+    sends: int = 0
+
+
+class _IdleDrop(Exception):
+    """The server closed a reused connection before this message's first command got through."""
+
+
+class SMTPTransport:
+    """Delivers through an SMTP server; each thread keeps and reuses its own connection."""
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        self.config = parse_smtp_url(url)
+        self.timeout = timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: list[_Connection] = []
+        # socket.getfqdn() can take seconds on a badly configured host: look it up once.
+        self._local_hostname: str | None = None
+
+    @property
+    def _where(self) -> str:
+        return f"{self.config.host}:{self.config.port}"
+
+    def send(self, envelope: Envelope, data: bytes) -> None:
+        """Deliver one message to one recipient, or raise Transient/PermanentDeliveryError."""
+        _check_address(envelope.sender, what="sender", hard_bounce=False)
+        _check_address(envelope.recipient, what="recipient", hard_bounce=True)
+        data = _with_crlf(data)
+        connection = self._connection()
+        try:
+            self._transmit(connection, envelope, data)
+        except _IdleDrop as drop:
+            # Servers close idle sessions (timeouts, restarts); nothing of this message was
+            # accepted yet, so one retry on a fresh connection cannot send it twice.
+            log.info(
+                "SMTP connection to %s was closed while idle (%s); reconnecting", self._where, drop
+            )
+            self._discard(connection)
+            # A fresh connection never raises _IdleDrop, so this cannot loop.
+            self._transmit(self._connection(), envelope, data)
+
+    def close(self) -> None:
+        """QUIT this thread's connection and any left by threads that have ended; safe to repeat."""
+        mine = getattr(self._local, "connection", None)
+        self._local.connection = None
+        with self._lock:
+            ending = [c for c in self._open if c is mine or not c.thread.is_alive()]
+            self._open = [c for c in self._open if c not in ending]
+        for connection in ending:
+            _quit(connection)
+
+    def close_all(self) -> None:
+        """QUIT every thread's connection: only at shutdown, once no thread is sending."""
+        self._local.connection = None
+        with self._lock:
+            ending, self._open = self._open, []
+        for connection in ending:
+            _quit(connection)
+
+    def __del__(self) -> None:
+        # A transport dropped without close() must not leak sockets; no network I/O in a finalizer.
+        for connection in getattr(self, "_open", ()):
+            connection.smtp.close()
+
+    # --- connections ----------------------------------------------------------------------
+
+    def _connection(self) -> _Connection:
+        connection: _Connection | None = getattr(self._local, "connection", None)
+        if connection is not None:
+            # After a fork the child inherits the parent's socket: it must open its own.
+            if connection.pid == os.getpid() and connection.smtp.sock is not None:
+                return connection
+            self._discard(connection)
+        connection = _Connection(self._connect(), os.getpid(), threading.current_thread())
+        self._local.connection = connection
+        with self._lock:
+            # Worker pools replace threads; the sessions of ended ones would otherwise stay open.
+            orphans = [c for c in self._open if not c.thread.is_alive()]
+            self._open = [c for c in self._open if c.thread.is_alive()] + [connection]
+        for orphan in orphans:
+            _quit(orphan)
+        return connection
+
+    def _connect(self) -> smtplib.SMTP:
+        """Open, greet, secure and log in; failures here are transient (not the message's fault)."""
+        config = self.config
+        context = ssl.create_default_context() if config.implicit_tls or config.starttls else None
+        smtp: smtplib.SMTP | None = None
+        try:
+            if config.implicit_tls:
+                smtp = smtplib.SMTP_SSL(
+                    config.host,
+                    config.port,
+                    local_hostname=self._local_hostname,
+                    timeout=self.timeout,
+                    context=context,
+                )
+            else:
+                smtp = smtplib.SMTP(
+                    config.host,
+                    config.port,
+                    local_hostname=self._local_hostname,
+                    timeout=self.timeout,
+                )
+            self._local_hostname = smtp.local_hostname
+            smtp.ehlo_or_helo_if_needed()
+            if config.starttls:
+                smtp.starttls(context=context)
+                smtp.ehlo_or_helo_if_needed()
+            if config.username is not None:
+                smtp.login(config.username, config.password or "")
+        except (smtplib.SMTPException, OSError) as exc:
+            # Refused greetings, TLS or login problems concern the server or our settings, not
+            # this message: retrying later (after the settings are fixed) delivers the backlog.
+            if smtp is not None:
+                smtp.close()
+            code = getattr(exc, "smtp_code", None)
+            raise TransientDeliveryError(
+                f"cannot open an SMTP session with {self._where}: {exc}", code=code
+            ) from exc
+        return smtp
+
+    def _discard(self, connection: _Connection) -> None:
+        """Forget a broken connection without QUIT (it may be mid-transaction or gone)."""
+        if getattr(self._local, "connection", None) is connection:
+            self._local.connection = None
+        with self._lock:
+            self._open = [c for c in self._open if c is not connection]
+        connection.smtp.close()
+
+    # --- one message ----------------------------------------------------------------------
+
+    def _transmit(self, connection: _Connection, envelope: Envelope, data: bytes) -> None:
+        smtp = connection.smtp
+        reused = connection.sends > 0
+        connection.sends += 1
+        options: tuple[str, ...] = ()
+        if not (envelope.sender.isascii() and envelope.recipient.isascii()):
+            if not smtp.has_extn("smtputf8"):
+                raise PermanentDeliveryError(
+                    f"{self._where} does not accept non-ASCII addresses (no SMTPUTF8)",
+                    hard_bounce=False,
+                )
+            options = ("SMTPUTF8",)
+
+        try:
+            code, reply = smtp.mail(envelope.sender, options)
+        except smtplib.SMTPServerDisconnected as exc:
+            if reused and not isinstance(exc.__context__, TimeoutError):
+                raise _IdleDrop(str(exc)) from exc
+            raise self._lost(connection, exc) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise self._lost(connection, exc) from exc
+        if code == 421 and reused:
+            raise _IdleDrop(f"421 {reply.decode('utf-8', 'replace')}")
+        if code != 250:
+            raise self._refused(connection, "MAIL FROM", code, reply)
+
+        code, reply = self._command(connection, smtp.rcpt, envelope.recipient)
+        if code not in (250, 251):
+            raise self._refused(connection, "RCPT TO", code, reply)
+        # A timeout or drop after the data went out is the one case where the server may have
+        # kept the message: it is reported as transient and may be sent again (DESIGN §6).
+        code, reply = self._command(connection, smtp.data, data)
+        if code != 250:
+            raise self._refused(connection, "DATA", code, reply)
+
+    def _command(
+        self, connection: _Connection, command: Callable[..., tuple[int, bytes]], *args: object
+    ) -> tuple[int, bytes]:
+        """Run one smtplib command; a broken connection becomes a TransientDeliveryError."""
+        try:
+            return command(*args)
+        except smtplib.SMTPDataError as exc:  # DATA refused before any content went out
+            return exc.smtp_code, exc.smtp_error
+        except (smtplib.SMTPException, OSError) as exc:
+            raise self._lost(connection, exc) from exc
+
+    def _lost(self, connection: _Connection, exc: BaseException) -> TransientDeliveryError:
+        self._discard(connection)
+        if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+            return TransientDeliveryError(
+                f"SMTP server {self._where} did not answer within {self.timeout:g} s"
+            )
+        return TransientDeliveryError(f"SMTP connection to {self._where} failed: {exc}")
+
+    def _refused(
+        self, connection: _Connection, stage: str, code: int, reply: bytes
+    ) -> DeliveryError:
+        """Map a refusal to an error, leaving the connection ready for the next message."""
+        text = f"{stage} refused by {self._where}: {code} {reply.decode('utf-8', 'replace')}"
+        if code == 421 or not 400 <= code < 600:
+            # 421: the server is closing this session; anything else here is a protocol mix-up.
+            self._discard(connection)
+            return TransientDeliveryError(text, code=code if code > 0 else None)
+        self._reset(connection)
+        if code < 500:
+            return TransientDeliveryError(text, code=code)
+        return PermanentDeliveryError(
+            text, code=code, hard_bounce=stage == "RCPT TO" and code in HARD_BOUNCE_CODES
+        )
+
+    def _reset(self, connection: _Connection) -> None:
+        """RSET after a refusal so the session can carry the next message; drop it if that fails."""
+        try:
+            code, _reply = connection.smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            code = -1
+        if code != 250:
+            self._discard(connection)
+
+
+def _check_address(address: str, *, what: str, hard_bounce: bool) -> None:
+    # smtplib would quietly reinterpret "Name <a@b>" and refuse CR/LF with a ValueError.
+    if not _ADDRESS.fullmatch(address):
+        raise PermanentDeliveryError(f"invalid {what} address {address!r}", hard_bounce=hard_bounce)
+
+
+def _with_crlf(data: bytes) -> bytes:
+    """`data` with CRLF line ends: bare CR or LF in DATA is refused or misread by servers."""
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") == crlf and data.count(b"\r") == crlf:
+        return data
+    return _BARE_LINE_END.sub(b"\r\n", data)
+
+
+def _quit(connection: _Connection) -> None:
+    """End a session politely; a connection inherited through fork is only closed, never QUIT."""
+    try:
+        if connection.pid == os.getpid() and connection.smtp.sock is not None:
+            connection.smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        pass
+    finally:
+        connection.smtp.close()
