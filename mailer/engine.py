@@ -11,6 +11,7 @@ from functools import cache
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailer.campaigns.carts import cart_stage
 from mailer.campaigns.definitions import CampaignDefinition, load_definitions
 from mailer.campaigns.sync import sync_campaigns
 from mailer.campaigns.winback import winback_stage
@@ -40,7 +41,7 @@ def _definitions() -> dict[str, CampaignDefinition]:
 
 
 # The planning stages, in order: campaigns first, cart reminders before win-back (precedence).
-STAGES: list[Stage] = [sync_stage, winback_stage]
+STAGES: list[Stage] = [sync_stage, cart_stage, winback_stage]
 
 
 @dataclass
