@@ -9,7 +9,8 @@ from flask import Blueprint, abort, g, render_template
 from sqlalchemy import func, select
 
 from mailer.delivery import get_captured, list_captured
-from mailer.models import Campaign, Message
+from mailer.models import Campaign, Link, Message
+from mailer.tracking.preview import inert_preview
 from mailer.web.database import db_session, settings
 from mailer.web.ui.auth import login_required
 
@@ -42,13 +43,19 @@ def outbox() -> str:
     )
 
 
+def _stored_link(message_id: int, position: int) -> str | None:
+    return db_session().scalar(
+        select(Link.url).where(Link.message_id == message_id, Link.position == position, Link.store_id == g.store.id)
+    )
+
+
 def _parts(raw: bytes) -> dict[str, Any]:
     parsed = message_from_bytes(raw, policy=policy.default)
     html = parsed.get_body(preferencelist=("html",))
     text = parsed.get_body(preferencelist=("plain",))
     return {
         "headers": [(k, str(v)) for k, v in parsed.items()],
-        "html": html.get_content() if html is not None else "",
+        "html": inert_preview(html.get_content(), settings().secret_key, _stored_link) if html is not None else "",
         "text": text.get_content() if text is not None else "",
     }
 
