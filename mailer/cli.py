@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from functools import cached_property, wraps
 from typing import Any, TypeVar
 
@@ -223,6 +223,45 @@ def segment(store_id: int, now: datetime | None, as_json: bool) -> None:
         for audience, tiers in counts.items() if isinstance(tiers, dict)
     ) + f"\nprospects  {counts['prospects']}"
     _emit(as_json, counts, human)
+
+
+def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not a date (YYYY-MM-DD): {value!r}") from exc
+
+
+@main.command()
+@click.option("--store", "store_id", type=int, required=True)
+@click.option("--from", "start", callback=_date, help="First day (YYYY-MM-DD, store time zone; default: 30 days ago).")
+@click.option("--to", "end", callback=_date, help="Last day, inclusive (default: today).")
+@json_option
+@domain_errors
+def report(store_id: int, start: date | None, end: date | None, as_json: bool) -> None:
+    """What was sent, who came back, what it cost and earned (ROI, lift against the holdout)."""
+    from mailer.errors import NotFound, ValidationError
+    from mailer.models import Store
+    from mailer.reports.queries import build_report, default_range
+
+    default_start, default_end = default_range(utcnow())
+    start, end = start or default_start, end or default_end
+    if start > end:
+        raise ValidationError(f"--from {start} is after --to {end}")
+    with _runtime().database.transaction() as session:
+        found = session.get(Store, store_id)
+        if found is None:
+            raise NotFound(f"no store with id {store_id}")
+        data = build_report(session, found, start, end)
+    totals = data["totals"]
+    assert isinstance(totals, dict)
+    human = (
+        f"{data['from']} to {data['to']} (attribution window {data['window_days']} days)\n"
+        + "  ".join(f"{k}={v}" for k, v in totals.items())
+    )
+    _emit(as_json, data, human)
 
 
 @main.command("send-test")

@@ -33,5 +33,10 @@ class Order(Base):
     coupon_code: Mapped[str | None] = mapped_column(String(64))
     coupon_rejected: Mapped[str | None] = mapped_column(String(16))  # used | expired | unknown
     items: Mapped[list[Any]] = mapped_column(default=list)
+    # The one message this order is credited to (DESIGN §3 Attribution), and why.
+    attributed_message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), index=True
+    )
+    attribution: Mapped[str | None] = mapped_column(String(16))  # coupon | click | open
     source: Mapped[str] = mapped_column(String(16), default="api")
     created_at: Mapped[datetime]

@@ -58,8 +58,9 @@ def record_outcomes(session: Session, claim: Claim, outcomes: list[Outcome], now
             counts["retry"] += 1
             continue
         session.execute(
+            # sent_at records the attempt: a refused message still counts as sent (and bounced) in reports
             _guarded(claim, message.id).values(
-                status="failed", attempts=attempts, last_error=error_text, claim_token=None, lease_until=None
+                status="failed", sent_at=now, attempts=attempts, last_error=error_text, claim_token=None, lease_until=None
             )
         )
         counts["failed"] += 1

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from mailer.clock import utcnow
 from mailer.models import Contact, Link, Message, Store, TrackingEvent
+from mailer.tracking.machine import classify_click, classify_open
 from mailer.tracking.tokens import read_token
 from mailer.tracking.unsubscribe import unsubscribe
 from mailer.web.database import db_session, settings
@@ -21,12 +22,19 @@ PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRA
 NO_STORE = {"Cache-Control": "no-store, no-cache, must-revalidate, max-age=0", "Pragma": "no-cache"}
 
 
-def _record(message: Message, kind: str, link_id: int | None = None) -> None:
+def _record(message: Message, kind: str, link: Link | None = None) -> None:
+    now = utcnow()
+    agent = request.user_agent.string or ""
+    since_sent = (now - message.sent_at).total_seconds() if message.sent_at else None
+    if kind == "open":
+        verdict = classify_open(agent, request.remote_addr, since_sent)
+    else:
+        verdict = classify_click(agent, since_sent, honeypot=link is not None and link.kind == "honeypot", method=request.method)
     db_session().add(
         TrackingEvent(
             store_id=message.store_id, message_id=message.id, contact_id=message.contact_id, kind=kind,
-            link_id=link_id, user_agent=(request.user_agent.string or "")[:500],
-            ip=(request.remote_addr or "")[:64], occurred_at=utcnow(),
+            link_id=link.id if link else None, machine=verdict.machine, machine_reason=verdict.reason,
+            user_agent=agent[:500], ip=(request.remote_addr or "")[:64], occurred_at=now,
         )
     )
 
@@ -56,7 +64,7 @@ def click(token: str) -> Response:
         abort(404)
     message = db_session().get(Message, message_id)
     if message is not None and message.status == "sent":
-        _record(message, "click", link.id)
+        _record(message, "click", link)
     return redirect(link.url, code=302)
 
 
