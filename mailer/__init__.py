@@ -15,10 +15,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     """Build the web application: settings, database, error mapping, then each part of the site."""
     from flask import Flask
 
+    from mailer.web.api import register_api
     from mailer.web.database import register_database
     from mailer.web.errors import register_errors
     from mailer.web.health import register_health
     from mailer.web.setup import register_settings
+    from mailer.web.snippet import register_snippet
     from mailer.web.track import register_tracking
     from mailer.web.ui import register_dashboard
 
@@ -28,5 +30,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     register_errors(app)
     register_health(app)
     register_tracking(app)
+    register_snippet(app)
+    register_api(app)
     register_dashboard(app)
     return app

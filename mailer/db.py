@@ -107,15 +107,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def insert_ignoring_conflicts(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> int:
     """Insert `rows` into `model`'s table, skipping those that violate a unique key; returns how many went in.
 
-    ON CONFLICT DO NOTHING on both backends, run on the session's connection (Core, not the ORM's
-    bulk path) so the database's row count comes back.
+    ON CONFLICT DO NOTHING on both backends. The count comes from RETURNING, not the cursor's
+    rowcount, which drivers report differently for multi-row inserts (psycopg says 0).
     """
     if not rows:
         return 0
     dialect = postgresql if is_postgresql(session) else sqlite
-    statement = dialect.insert(model.__table__).on_conflict_do_nothing()
-    result = session.connection().execute(statement, rows)
-    return max(result.rowcount, 0)
+    table = model.__table__
+    statement = dialect.insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    return len(session.connection().execute(statement, rows).all())
 
 
 def is_postgresql(session_or_engine: Session | Engine | Connection) -> bool:

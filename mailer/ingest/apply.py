@@ -1,0 +1,317 @@
+"""Applying validated events to contacts, carts and orders: idempotent per event id, one savepoint each."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
+
+from mailer.campaigns.exits import on_order
+from mailer.db import insert_ignoring_conflicts
+from mailer.errors import ValidationError
+from mailer.ingest.identity import get_or_create_contact
+from mailer.ingest.orders import NewOrder, record_order
+from mailer.ingest.schema import (
+    CartUpdated,
+    CheckoutStarted,
+    OrderPlaced,
+    Traits,
+    ValidEvent,
+    validate_event,
+)
+from mailer.models import AnonymousId, Cart, CartItem, Contact, Event, Order, Store
+from mailer.rendering.coupons import redeem_coupon
+from mailer.reports.attribution import attribute_order
+
+log = logging.getLogger(__name__)
+
+# Called with every order this module records for the first time (e.g. to exit the contact's
+# enrollments the order ends). Registered at start-up by the parts that care; the ingest code
+# does not import them, so ingestion never depends on the campaign engine.
+ORDER_HOOKS: list[Callable[[Session, Order, datetime], object]] = [on_order, attribute_order]
+
+
+@dataclass
+class IngestResult:
+    """What happened to a batch: new events, replays, and the refused ones by position."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The API's answer body."""
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
+
+
+def ingest_batch(
+    session: Session, store: Store, raw_events: Sequence[object], *, now: datetime, public: bool,
+    source: str | None = None,
+) -> IngestResult:
+    """Validate and apply each event in its own savepoint, so one bad event never loses its neighbours.
+
+    `public` is the snippet's endpoint (stricter timestamps, links on the store's domain);
+    `source` names where orders came from (default: `snippet` or `api`).
+    """
+    result = IngestResult()
+    source = source or ("snippet" if public else "api")
+    link_domain = store.domain if public else None
+    for index, raw in enumerate(raw_events):
+        try:
+            event = validate_event(raw, now=now, public=public, link_domain=link_domain)
+            is_new = _apply_in_savepoint(session, store, event, now, source)
+        except ValidationError as exc:
+            result.rejected.append({"index": index, "error": exc.message})
+            continue
+        if is_new:
+            result.accepted += 1
+        else:
+            result.duplicates += 1
+    return result
+
+
+def _apply_in_savepoint(session: Session, store: Store, event: ValidEvent, now: datetime, source: str) -> bool:
+    # A unique-key race (two requests creating the same contact at once) is retried once: the
+    # second try sees the other request's row.
+    for attempt in (1, 2):
+        try:
+            with session.begin_nested():
+                return apply_event(session, store, event, now, source=source)
+        except IntegrityError:
+            if attempt == 2:
+                raise ValidationError("conflicted with a concurrent update; send it again") from None
+        except DBAPIError:
+            log.exception("storing event %r of store %s failed", event.event_id, store.id)
+            raise ValidationError("could not be stored") from None
+    raise AssertionError("unreachable")
+
+
+def apply_event(session: Session, store: Store, event: ValidEvent, now: datetime, *, source: str = "api") -> bool:
+    """Apply one validated event; returns False (and changes nothing) when its id was seen before."""
+    if not _claim_event_id(session, store, event, now):
+        return False
+    contact = _resolve_contact(session, store, event, now)
+    payload = event.payload
+    if isinstance(payload, Traits):
+        if contact is not None:
+            apply_traits(contact, payload, now)
+    elif isinstance(payload, CartUpdated):
+        apply_cart_update(session, store, payload, event, contact, now)
+    elif isinstance(payload, CheckoutStarted):
+        apply_checkout_started(session, store, payload, event, contact, now)
+    elif isinstance(payload, OrderPlaced):
+        if contact is None:
+            raise ValidationError("order_placed needs an email (or an anonymous_id identified before)")
+        apply_order(session, store, payload, event.occurred_at, contact, now, source=source)
+    if contact is not None:
+        session.execute(
+            update(Event).where(Event.store_id == store.id, Event.event_id == event.event_id).values(contact_id=contact.id)
+            .execution_options(synchronize_session=False)
+        )
+    session.flush()
+    return True
+
+
+def _claim_event_id(session: Session, store: Store, event: ValidEvent, now: datetime) -> bool:
+    """Insert the Event row unless its id exists; True when this call inserted it.
+
+    Claiming the id first makes the unique key the judge of replays, even between racing
+    requests.
+    """
+    row = {
+        "store_id": store.id, "event_id": event.event_id, "type": event.type, "name": event.name,
+        "anonymous_id": event.anonymous_id, "properties": event.stored_properties(),
+        "occurred_at": event.occurred_at, "received_at": now,
+    }
+    return insert_ignoring_conflicts(session, Event, [row]) == 1
+
+
+# --- identity ---------------------------------------------------------------------------------
+
+
+def _resolve_contact(session: Session, store: Store, event: ValidEvent, now: datetime) -> Contact | None:
+    # An email identifies (and merges the browser's anonymous history); an anonymous id alone
+    # reaches the contact only if that browser identified before.
+    if event.email is not None:
+        contact = get_or_create_contact(session, store.id, event.email, now)
+        if event.anonymous_id is not None:
+            merge_anonymous(session, store.id, event.anonymous_id, contact, now)
+        return contact
+    if event.anonymous_id is not None:
+        return contact_of_anonymous(session, store.id, event.anonymous_id)
+    return None
+
+
+def contact_of_anonymous(session: Session, store_id: int, anonymous_id: str) -> Contact | None:
+    """The contact a browser's anonymous id was attached to, if it identified before."""
+    return session.scalar(
+        select(Contact)
+        .join(AnonymousId, AnonymousId.contact_id == Contact.id)
+        .where(AnonymousId.store_id == store_id, AnonymousId.anonymous_id == anonymous_id)
+    )
+
+
+def merge_anonymous(session: Session, store_id: int, anonymous_id: str, contact: Contact, now: datetime) -> None:
+    """Attach the anonymous id to the contact and move its not-yet-owned carts and events over.
+
+    A browser shared by two people follows whoever identified last; what the first one did
+    stays theirs.
+    """
+    owner = session.scalar(
+        select(AnonymousId.contact_id).where(AnonymousId.store_id == store_id, AnonymousId.anonymous_id == anonymous_id)
+    )
+    if owner == contact.id:
+        return  # merged before: later anonymous events were given the contact as they arrived
+    insert_ignoring_conflicts(
+        session, AnonymousId,
+        [{"store_id": store_id, "anonymous_id": anonymous_id, "contact_id": contact.id, "created_at": now}],
+    )
+    session.execute(
+        update(AnonymousId)
+        .where(AnonymousId.store_id == store_id, AnonymousId.anonymous_id == anonymous_id)
+        .values(contact_id=contact.id)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(Cart)
+        .where(Cart.store_id == store_id, Cart.anonymous_id == anonymous_id, Cart.contact_id.is_(None))
+        .values(contact_id=contact.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    session.execute(
+        update(Event)
+        .where(Event.store_id == store_id, Event.anonymous_id == anonymous_id, Event.contact_id.is_(None))
+        .values(contact_id=contact.id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def apply_traits(contact: Contact, traits: Traits, now: datetime) -> None:
+    """Update the contact from identify traits; consent follows the most recent decision by time."""
+    for name in ("first_name", "last_name", "timezone"):
+        value = getattr(traits, name)
+        if value:
+            setattr(contact, name, value)
+    if traits.consent is not None and traits.consent_at is not None and (
+        contact.consent_at is None or traits.consent_at >= contact.consent_at
+    ):
+        contact.consent = traits.consent
+        contact.consent_source = traits.consent_source
+        contact.consent_at = traits.consent_at
+    contact.updated_at = now
+
+
+# --- carts ------------------------------------------------------------------------------------
+
+
+def find_cart(session: Session, store_id: int, external_id: str) -> Cart | None:
+    """The store's cart with this (store-given) cart id."""
+    return session.scalar(select(Cart).where(Cart.store_id == store_id, Cart.external_id == external_id))
+
+
+def _new_cart(session: Session, store: Store, external_id: str, event: ValidEvent, contact: Contact | None, now: datetime) -> Cart:
+    cart = Cart(
+        store_id=store.id, external_id=external_id, contact_id=contact.id if contact else None,
+        anonymous_id=event.anonymous_id, currency=store.currency, status="open",
+        last_activity_at=event.occurred_at, created_at=now, items=[],
+    )
+    session.add(cart)
+    return cart
+
+
+def _claim(cart: Cart, event: ValidEvent, contact: Contact | None) -> None:
+    # A cart started anonymously belongs to whoever the later events name.
+    if cart.contact_id is None and contact is not None:
+        cart.contact_id = contact.id
+    if cart.anonymous_id is None and event.anonymous_id is not None:
+        cart.anonymous_id = event.anonymous_id
+
+
+def apply_cart_update(
+    session: Session, store: Store, data: CartUpdated, event: ValidEvent, contact: Contact | None, now: datetime
+) -> Cart:
+    """Upsert the cart with its current items; an older event (arriving late) never rewinds it."""
+    cart = find_cart(session, store.id, data.cart_id)
+    if cart is None:
+        cart = _new_cart(session, store, data.cart_id, event, contact, now)
+        newer = True
+    else:
+        _claim(cart, event, contact)
+        newer = event.occurred_at >= cart.last_activity_at
+    # A cart that only saw checkout_started so far has no items of any age: take these.
+    never_filled = cart.status == "open" and not cart.items
+    if newer or never_filled:
+        cart.items = [
+            CartItem(
+                position=position, sku=item.sku, name=item.name, price=item.price, quantity=item.quantity,
+                url=item.url, image_url=item.image_url,
+            )
+            for position, item in enumerate(data.items)
+        ]
+        cart.value = data.value
+        cart.currency = data.currency or cart.currency or store.currency
+        if data.restore_url is not None:
+            cart.restore_url = data.restore_url
+        if cart.status != "converted":  # a bought cart stays bought: no reminders after a purchase
+            cart.status = "open" if data.items else "emptied"
+    if newer:
+        cart.last_activity_at = event.occurred_at
+    return cart
+
+
+def apply_checkout_started(
+    session: Session, store: Store, data: CheckoutStarted, event: ValidEvent, contact: Contact | None, now: datetime
+) -> Cart:
+    """Mark the cart's checkout (creating the cart when it was never reported) and its activity."""
+    cart = find_cart(session, store.id, data.cart_id)
+    if cart is None:
+        cart = _new_cart(session, store, data.cart_id, event, contact, now)
+    else:
+        _claim(cart, event, contact)
+    if cart.checkout_started_at is None or event.occurred_at > cart.checkout_started_at:
+        cart.checkout_started_at = event.occurred_at
+    if event.occurred_at > cart.last_activity_at:
+        cart.last_activity_at = event.occurred_at
+    return cart
+
+
+# --- orders -----------------------------------------------------------------------------------
+
+
+def apply_order(
+    session: Session, store: Store, data: OrderPlaced, placed_at: datetime, contact: Contact, now: datetime,
+    *, source: str = "api",
+) -> Order | None:
+    """Record the order (once per order id), convert its cart, redeem its coupon, run ORDER_HOOKS."""
+    cart = find_cart(session, store.id, data.cart_id) if data.cart_id else None
+    order = record_order(
+        session,
+        contact,
+        NewOrder(
+            external_id=data.order_id, placed_at=placed_at, total=data.total, currency=data.currency,
+            cart_id=cart.id if cart is not None else None, coupon_code=data.coupon,
+            items=tuple(item.as_json() for item in data.items), source=source,
+        ),
+        now,
+    )
+    if order is None:
+        return None  # the store sent this order before
+    if cart is not None:
+        if cart.contact_id is None:
+            cart.contact_id = contact.id
+        cart.status = "converted"
+        cart.converted_order_id = order.id
+    if data.coupon:
+        status = redeem_coupon(session, store.id, data.coupon, order.id, placed_at)
+        if status != "valid":
+            order.coupon_rejected = status  # a second use, expired or foreign code: kept, flagged
+    session.flush()
+    for hook in ORDER_HOOKS:
+        hook(session, order, now)
+    return order

@@ -1,0 +1,17 @@
+"""The JSON API: public tracking, server events, contacts, coupons, reports, webhooks."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from mailer.web.api import contacts, coupons, events, webhooks
+from mailer.web.api.ratelimit import register_rate_limits
+
+
+def register_api(app: Flask) -> None:
+    """Mount the JSON API blueprints."""
+    register_rate_limits(app)
+    app.register_blueprint(events.bp)
+    app.register_blueprint(contacts.bp)
+    app.register_blueprint(coupons.bp)
+    app.register_blueprint(webhooks.bp)

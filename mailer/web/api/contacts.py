@@ -1,0 +1,196 @@
+"""`GET` and `DELETE /api/v1/contacts/<email>`: a contact's profile for the store, and erasure."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.orm import Session
+
+from mailer.clock import utcnow
+from mailer.errors import NotFound, ValidationError
+from mailer.ingest.identity import find_contact, normalize_email
+from mailer.models import (
+    AnonymousId,
+    Campaign,
+    CapturedEmail,
+    Cart,
+    Contact,
+    Event,
+    Message,
+    Order,
+    Store,
+)
+from mailer.segments.lifecycle import audience_of, days_since, tier_for_days
+from mailer.segments.queries import store_thresholds
+from mailer.tracking.suppressions import is_suppressed, suppress
+from mailer.web.api.auth import secret_key_store
+from mailer.web.api.ratelimit import check_rate
+from mailer.web.database import db_session
+
+bp = Blueprint("api_contacts", __name__, url_prefix="/api/v1")
+
+MAX_CARTS = 50
+MAX_MESSAGES = 200
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _money(value: Decimal | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+def tier_of(contact: Contact, store: Store, now: datetime) -> tuple[str | None, int | None]:
+    """The contact's lifecycle tier at `now` named like `mailer segment` keys (`active`, `90`, …) and its days."""
+    if contact.last_order_at is None:
+        return None, None
+    thresholds = sorted(store_thresholds(store))
+    days = days_since(now, contact.last_order_at)
+    tier = tier_for_days(days, thresholds)
+    return ("active" if tier == 0 else str(thresholds[tier - 1])), days
+
+
+def contact_profile(session: Session, store: Store, contact: Contact, now: datetime) -> dict[str, Any]:
+    """Everything the store may read about one of its contacts, as JSON-safe data."""
+    tier, days = tier_of(contact, store, now)
+    last_order = session.scalar(
+        select(Order).where(Order.store_id == store.id, Order.contact_id == contact.id)
+        .order_by(Order.placed_at.desc(), Order.id.desc()).limit(1)
+    )
+    carts = session.scalars(
+        select(Cart).where(Cart.store_id == store.id, Cart.contact_id == contact.id)
+        .order_by(Cart.last_activity_at.desc()).limit(MAX_CARTS)
+    )
+    messages = session.execute(
+        select(Message, Campaign.key)
+        .join(Campaign, Campaign.id == Message.campaign_id)
+        .where(Message.store_id == store.id, Message.contact_id == contact.id)
+        .order_by(Message.due_at.desc(), Message.id.desc()).limit(MAX_MESSAGES)
+    )
+    return {
+        "email": contact.email,
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "timezone": contact.timezone,
+        "created_at": _time(contact.created_at),
+        "audience": audience_of(contact.orders_count),
+        "tier": tier,
+        "days_since_last_order": days,
+        "consent": {"status": contact.consent, "source": contact.consent_source, "at": _time(contact.consent_at)},
+        "unsubscribed_at": _time(contact.unsubscribed_at),
+        "suppressed": is_suppressed(session, store.id, contact.email),
+        "orders_count": contact.orders_count,
+        "total_spent": _money(contact.total_spent),
+        "first_order_at": _time(contact.first_order_at),
+        "last_order": None if last_order is None else {
+            "order_id": last_order.external_id,
+            "placed_at": _time(last_order.placed_at),
+            "total": _money(last_order.total),
+            "currency": last_order.currency,
+            "coupon": last_order.coupon_code,
+            "coupon_rejected": last_order.coupon_rejected,
+        },
+        "carts": [
+            {
+                "cart_id": cart.external_id,
+                "status": cart.status,
+                "currency": cart.currency,
+                "value": _money(cart.value),
+                "restore_url": cart.restore_url,
+                "last_activity_at": _time(cart.last_activity_at),
+                "checkout_started_at": _time(cart.checkout_started_at),
+                "abandoned_at": _time(cart.abandoned_at),
+                "items": [
+                    {
+                        "sku": item.sku, "name": item.name, "price": _money(item.price), "quantity": item.quantity,
+                        "url": item.url, "image_url": item.image_url,
+                    }
+                    for item in cart.items
+                ],
+            }
+            for cart in carts
+        ],
+        "messages": [
+            {
+                "status": message.status,
+                "campaign": campaign_key,
+                "step": message.step_index,
+                "due_at": _time(message.due_at),
+                "sent_at": _time(message.sent_at),
+            }
+            for message, campaign_key in messages
+        ],
+    }
+
+
+def erase_contact(session: Session, contact: Contact, now: datetime) -> None:
+    """Delete the contact and everything of theirs; only a hashed suppression entry stays.
+
+    The foreign keys cascade from the contact to carts, orders, events, anonymous ids,
+    enrollments, messages, coupons and tracking events; captured emails and the browser's
+    events that never got merged carry no key to the contact, so they go explicitly.
+    """
+    store_id = contact.store_id
+    suppress(session, store_id, contact.email, "erased", now, source="api")
+    anonymous_ids = select(AnonymousId.anonymous_id).where(
+        AnonymousId.store_id == store_id, AnonymousId.contact_id == contact.id
+    )
+    message_ids = select(Message.id).where(Message.contact_id == contact.id)
+    session.execute(
+        delete(CapturedEmail)
+        .where(CapturedEmail.store_id == store_id)
+        .where(or_(CapturedEmail.message_id.in_(message_ids), CapturedEmail.recipient == contact.email))
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        delete(Event)
+        .where(Event.store_id == store_id)
+        .where(or_(
+            Event.contact_id == contact.id,
+            and_(Event.contact_id.is_(None), Event.anonymous_id.in_(anonymous_ids)),
+        ))
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        delete(Cart)
+        .where(Cart.store_id == store_id, Cart.contact_id.is_(None), Cart.anonymous_id.in_(anonymous_ids))
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(delete(Contact).where(Contact.id == contact.id).execution_options(synchronize_session=False))
+    session.expunge(contact)
+    session.flush()
+
+
+def _contact_or_404(store: Store, email: str) -> Contact:
+    try:
+        normalized: str | None = normalize_email(email) if email.isprintable() else None
+    except ValidationError:
+        normalized = None  # not an email: certainly not a contact
+    contact = find_contact(db_session(), store.id, normalized) if normalized else None
+    if contact is None:
+        raise NotFound("no contact with that email in this store")
+    return contact
+
+
+@bp.get("/contacts/<path:email>")
+def get_contact(email: str) -> Response:
+    """The contact with audience, tier, consent, orders, carts and messages; 404 when unknown."""
+    store = secret_key_store()
+    check_rate("secret", f"store:{store.id}")
+    contact = _contact_or_404(store, email)
+    return jsonify(contact_profile(db_session(), store, contact, utcnow()))
+
+
+@bp.delete("/contacts/<path:email>")
+def delete_contact(email: str) -> tuple[str, int]:
+    """Erase the contact (right to erasure); 204."""
+    store = secret_key_store()
+    check_rate("secret", f"store:{store.id}")
+    contact = _contact_or_404(store, email)
+    erase_contact(db_session(), contact, utcnow())
+    return "", 204

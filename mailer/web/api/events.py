@@ -1,0 +1,50 @@
+"""`POST /api/v1/track` (the snippet, public key, CORS) and `POST /api/v1/events` (servers, secret key)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from mailer.clock import utcnow
+from mailer.ingest.apply import ingest_batch
+from mailer.web.api.auth import public_key_store, secret_key_store
+from mailer.web.api.body import batch_of, json_object, read_body
+from mailer.web.api.cors import add_cors_headers, preflight_response
+from mailer.web.api.ratelimit import check_rate
+from mailer.web.database import db_session
+
+bp = Blueprint("api_events", __name__, url_prefix="/api/v1")
+
+_TRACK_KEYS = frozenset({"key", "batch"})
+_EVENTS_KEYS = frozenset({"batch"})
+
+
+@bp.route("/track", methods=["POST", "OPTIONS"], provide_automatic_options=False)
+def track() -> Response | tuple[Response, int]:
+    """The snippet's batch: `{"key": "pk_…", "batch": [...]}`, as JSON or a text/plain beacon."""
+    if request.method == "OPTIONS":  # the CORS preflight of a fetch with a JSON content type
+        return preflight_response()
+    # The key is inside the body, so the size check is all that can come before reading it.
+    data = json_object(read_body(), _TRACK_KEYS)
+    store = public_key_store(data.get("key"))
+    check_rate("public", store.public_key)
+    batch = batch_of(data)
+    result = ingest_batch(db_session(), store, batch, now=utcnow(), public=True)
+    return jsonify(result.as_json()), 202
+
+
+@bp.after_request
+def _cors(response: Response) -> Response:
+    if request.endpoint == "api_events.track":
+        return add_cors_headers(response)
+    return response
+
+
+@bp.post("/events")
+def events() -> tuple[Response, int]:
+    """A server's batch: `Authorization: Bearer sk_…`, body `{"batch": [...]}`; history is welcome."""
+    store = secret_key_store()  # key and rate first: an unknown caller's body is never read
+    check_rate("secret", f"store:{store.id}")
+    data = json_object(read_body(), _EVENTS_KEYS)
+    batch = batch_of(data)
+    result = ingest_batch(db_session(), store, batch, now=utcnow(), public=False)
+    return jsonify(result.as_json()), 202

@@ -1,0 +1,148 @@
+"""Applying events: idempotency, identity merge, carts out of order, orders, coupons, consent."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from mailer.ingest import apply as apply_module
+from mailer.ingest.apply import ingest_batch
+from mailer.models import AnonymousId, Cart, Contact, Event, Order
+from tests.ingest.helpers import cart, identify, iso, make_coupon, track
+from tests.support.factories import T0, make_contact, make_store
+
+NOW = T0 + timedelta(days=1)
+
+
+def ingest(session, store, *events, now=NOW, public=False):
+    return ingest_batch(session, store, list(events), now=now, public=public)
+
+
+def count(session, model, *where) -> int:
+    return session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def test_identify_merges_anonymous_cart_and_views_into_one_contact(session) -> None:
+    store = make_store(session)
+    result = ingest(
+        session, store,
+        track("v1", "product_viewed", {"sku": "MUG", "name": "Blue mug"}, anonymous_id="anon-1", timestamp=iso(T0)),
+        track("c1", "cart_updated", cart("cart-1", ("MUG", "12.00", 1)), anonymous_id="anon-1", timestamp=iso(T0)),
+    )
+    assert (result.accepted, result.rejected) == (2, [])
+    anonymous_cart = session.scalar(select(Cart).where(Cart.external_id == "cart-1"))
+    assert anonymous_cart.contact_id is None and anonymous_cart.anonymous_id == "anon-1"
+
+    ingest(session, store, identify("i1", "Ann@Example.com", anonymous_id="anon-1", traits={"first_name": "Ann"}))
+    ingest(session, store, identify("i2", "ann@example.com ", anonymous_id="anon-1"))
+    contacts = session.scalars(select(Contact).where(Contact.store_id == store.id)).all()
+    assert [(c.email, c.first_name) for c in contacts] == [("ann@example.com", "Ann")]
+    contact = contacts[0]
+    session.refresh(anonymous_cart)
+    assert anonymous_cart.contact_id == contact.id
+    assert count(session, Event, Event.store_id == store.id, Event.contact_id == contact.id) == 4
+    assert count(session, AnonymousId, AnonymousId.contact_id == contact.id) == 1
+
+    # Later anonymous events from that browser belong to the contact at once.
+    ingest(session, store, track("v2", "product_viewed", {"sku": "CUP"}, anonymous_id="anon-1"))
+    assert session.scalar(select(Event.contact_id).where(Event.event_id == "v2")) == contact.id
+
+
+def test_out_of_order_cart_events_never_rewind_the_cart(session) -> None:
+    store = make_store(session)
+    t1, t2, t3 = T0, T0 + timedelta(minutes=10), T0 + timedelta(minutes=20)
+    ingest(session, store, track("late", "cart_updated", cart("c", ("A", "5", 1), ("B", "7.5", 2)), email="a@b.co", timestamp=iso(t2)))
+    ingest(session, store, track("early", "cart_updated", cart("c", ("A", "5", 1)), email="a@b.co", timestamp=iso(t1)))
+    ingest(session, store, track("co", "checkout_started", {"cart_id": "c"}, email="a@b.co", timestamp=iso(t1)))
+    shopping = session.scalar(select(Cart).where(Cart.store_id == store.id, Cart.external_id == "c"))
+    assert [i.sku for i in shopping.items] == ["A", "B"] and shopping.value == Decimal("20.00")
+    assert shopping.last_activity_at == t2 and shopping.checkout_started_at == t1 and shopping.status == "open"
+
+    ingest(session, store, track("empty", "cart_updated", cart("c"), email="a@b.co", timestamp=iso(t3)))
+    session.refresh(shopping)
+    assert shopping.status == "emptied" and shopping.items == [] and shopping.last_activity_at == t3
+
+
+def test_checkout_before_any_cart_update_still_takes_the_items(session) -> None:
+    store = make_store(session)
+    ingest(session, store, track("co", "checkout_started", {"cart_id": "c"}, email="a@b.co", timestamp=iso(T0 + timedelta(minutes=5))))
+    ingest(session, store, track("cu", "cart_updated", cart("c", ("A", "5", 1)), email="a@b.co", timestamp=iso(T0)))
+    shopping = session.scalar(select(Cart).where(Cart.store_id == store.id, Cart.external_id == "c"))
+    assert [i.sku for i in shopping.items] == ["A"] and shopping.last_activity_at == T0 + timedelta(minutes=5)
+
+
+def test_order_converts_the_cart_updates_the_rollup_and_redeems_a_coupon_once(session, monkeypatch) -> None:
+    store = make_store(session)
+    buyer = make_contact(session, store)
+    coupon = make_coupon(session, store, buyer, T0)
+    seen: list[str] = []
+    monkeypatch.setattr(apply_module, "ORDER_HOOKS", [lambda _s, order, _now: seen.append(order.external_id)])
+
+    ingest(session, store, track("c", "cart_updated", cart("cart-9", ("A", "40", 1)), email=buyer.email, timestamp=iso(T0)))
+    order_event = track("o1", "order_placed", {"order_id": "1001", "total": "40.00", "currency": "USD", "cart_id": "cart-9",
+                                               "coupon": coupon.code.lower()}, email=buyer.email, timestamp=iso(NOW))
+    second = track("o2", "order_placed", {"order_id": "1002", "total": "15", "currency": "USD", "coupon": coupon.code},
+                   email=buyer.email, timestamp=iso(NOW))
+    replay_under_new_id = dict(order_event, id="o1-again")
+    result = ingest(session, store, order_event, second, replay_under_new_id)
+    assert (result.accepted, result.duplicates, result.rejected) == (3, 0, [])
+
+    first, later = session.scalars(select(Order).where(Order.store_id == store.id, Order.external_id.in_(["1001", "1002"])).order_by(Order.external_id))
+    shopping = session.scalar(select(Cart).where(Cart.external_id == "cart-9"))
+    assert shopping.status == "converted" and shopping.converted_order_id == first.id and first.cart_id == shopping.id
+    session.refresh(coupon)
+    assert coupon.order_id == first.id and coupon.redeemed_at == NOW and first.coupon_rejected is None
+    assert later.coupon_rejected == "used"
+    session.refresh(buyer)
+    assert buyer.orders_count == 2 and buyer.total_spent == Decimal("55.00") and buyer.last_order_at == NOW
+    assert seen == ["1001", "1002"]  # hooks run for new orders only
+
+
+def test_unknown_coupon_is_flagged_not_refused(session) -> None:
+    store = make_store(session)
+    ingest(session, store, track("o", "order_placed", {"order_id": "1", "total": "5", "currency": "USD", "coupon": "NOPE-1"}, email="a@b.co"))
+    assert session.scalar(select(Order.coupon_rejected).where(Order.store_id == store.id)) == "unknown"
+
+
+def test_consent_follows_the_latest_decision_by_event_time(session) -> None:
+    store = make_store(session)
+    ingest(session, store, identify("g", "a@b.co", timestamp=iso(T0), traits={"consent": "granted", "consent_source": "checkout"}))
+    ingest(session, store, identify("old", "a@b.co", timestamp=iso(T0 - timedelta(days=30)), traits={"consent": "denied"}))
+    person = session.scalar(select(Contact).where(Contact.store_id == store.id))
+    assert (person.consent, person.consent_source, person.consent_at) == ("granted", "checkout", T0)
+    ingest(session, store, identify("d", "a@b.co", timestamp=iso(NOW), traits={"consent": "denied", "timezone": "Europe/Berlin"}))
+    session.refresh(person)
+    assert (person.consent, person.consent_source, person.consent_at, person.timezone) == ("denied", "api", NOW, "Europe/Berlin")
+
+
+def test_replayed_event_id_is_a_duplicate_and_changes_nothing(session) -> None:
+    store = make_store(session)
+    first = track("same", "cart_updated", cart("c", ("A", "5", 1)), email="a@b.co", timestamp=iso(T0))
+    replay = track("same", "cart_updated", cart("c", ("B", "9", 3)), email="a@b.co", timestamp=iso(NOW))
+    result = ingest(session, store, first, replay)
+    assert (result.accepted, result.duplicates) == (1, 1)
+    assert [i.sku for i in session.scalar(select(Cart).where(Cart.store_id == store.id)).items] == ["A"]
+    other = make_store(session)
+    assert ingest(session, other, first).accepted == 1  # ids are per store
+
+
+def test_a_refused_event_leaves_nothing_and_its_neighbours_stay(session) -> None:
+    store = make_store(session)
+    result = ingest(
+        session, store,
+        track("ok-1", "product_viewed", {"sku": "A"}, anonymous_id="anon"),
+        # valid by schema, refused when applied: an anonymous browser that never identified cannot order
+        track("bad", "order_placed", {"order_id": "9", "total": "5", "currency": "USD"}, anonymous_id="anon"),
+        track("bad-2", "cart_updated", cart("c", ("A", "-1", 1)), anonymous_id="anon"),
+        track("ok-2", "cart_updated", cart("c", ("A", "1", 1)), anonymous_id="anon"),
+    )
+    assert result.accepted == 2
+    assert result.rejected == [
+        {"index": 1, "error": "order_placed needs an email (or an anonymous_id identified before)"},
+        {"index": 2, "error": "properties.items[0].price: must be a non-negative number"},
+    ]
+    assert sorted(session.scalars(select(Event.event_id).where(Event.store_id == store.id))) == ["ok-1", "ok-2"]
+    assert count(session, Order, Order.store_id == store.id) == 0
+    assert count(session, Cart, Cart.store_id == store.id) == 1
