@@ -81,6 +81,12 @@ def _unsubscribe_target(token: str) -> tuple[Message, Contact, Store]:
     return message, contact, store
 
 
+@bp.route("/u/test-send", methods=["GET", "POST"])
+def unsubscribe_test_send() -> str:
+    """Test sends have a working-looking link that changes nothing."""
+    return render_template("unsubscribe_test.html")
+
+
 @bp.get("/u/<token>")
 def unsubscribe_page(token: str) -> str:
     """A page with one button: a GET never unsubscribes (link scanners follow GETs)."""

@@ -130,3 +130,23 @@ def test_report_matches_the_hand_computed_figures(database, settings, smtp_sink)
     assert holdout["lift"] == round(3 / len(treated) - 1 / len(control), 4)
     low, high = holdout["lift_ci95"]
     assert low < holdout["lift"] < high
+
+
+def test_report_api_needs_the_secret_key_and_checks_dates(database, settings) -> None:
+    with database.transaction() as session:
+        store, secret = create_store(session, name="Api Shop", domain="api.example", now=utcnow())
+        sync_campaigns(session, store, utcnow())
+        other, other_secret = create_store(session, name="Other", domain="other.example", now=utcnow())
+    client = create_app(settings, database).test_client()
+    assert client.get("/api/v1/report").status_code == 401
+    assert client.get("/api/v1/report", headers={"Authorization": "Bearer sk_wrong"}).status_code == 401
+    ok = client.get("/api/v1/report?from=2026-01-01&to=2026-01-31", headers={"Authorization": f"Bearer {secret}"})
+    assert ok.status_code == 200
+    body = ok.get_json()
+    assert (body["from"], body["to"], body["window_days"], body["holdout"]) == ("2026-01-01", "2026-01-31", 5, None)
+    assert {c["key"] for c in body["campaigns"]} == {"abandoned_cart", "winback"}
+    assert set(body["tiers"]) == {"90", "180", "360"}
+    bad = client.get("/api/v1/report?from=yesterday", headers={"Authorization": f"Bearer {secret}"})
+    assert bad.status_code == 400 and "from must be a date" in bad.get_json()["error"]
+    # another store's key sees its own (empty) report, never this store's campaigns
+    assert client.get("/api/v1/report", headers={"Authorization": f"Bearer {other_secret}"}).get_json()["campaigns"] == []

@@ -76,3 +76,10 @@ def test_one_click_unsubscribe_without_cookies_stops_planned_mail(client, sent, 
     # a replay changes nothing
     assert client.post(path, data={"List-Unsubscribe": "One-Click"}).status_code == 200
     assert len(session.scalars(select(TrackingEvent).where(TrackingEvent.kind == "unsubscribe")).all()) == 1
+
+
+def test_the_unsubscribe_link_of_a_test_send_changes_nothing(client, session) -> None:
+    for response in (client.get("/u/test-send"), client.post("/u/test-send")):
+        assert response.status_code == 200 and b"test email" in response.data
+    assert session.scalar(select(Suppression.id)) is None
+    assert client.get("/u/forged-token").status_code == 404

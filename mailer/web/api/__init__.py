@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from mailer.web.api import contacts, coupons, events, webhooks
+from mailer.web.api import contacts, coupons, events, report, webhooks
 from mailer.web.api.ratelimit import register_rate_limits
 
 
@@ -14,4 +14,5 @@ def register_api(app: Flask) -> None:
     app.register_blueprint(events.bp)
     app.register_blueprint(contacts.bp)
     app.register_blueprint(coupons.bp)
+    app.register_blueprint(report.bp)
     app.register_blueprint(webhooks.bp)
