@@ -189,13 +189,21 @@ def tick(now: datetime | None, as_json: bool) -> None:
     from mailer.engine import tick as run_tick
 
     runtime = _runtime()
-    dispatch = None
+    dispatch, max_claims = None, None
     if runtime.settings.distributed:
-        from mailer.tasks.dispatch import dispatch_claim
+        from functools import partial
 
-        dispatch = dispatch_claim
+        from mailer.tasks.app import celery_app
+        from mailer.tasks.dispatch import dispatch_budget_for, dispatch_claim
+
+        # `--now T` reaches the workers (rules and sent_at use T); without it they use their clock.
+        dispatch = partial(dispatch_claim, now=now)
+        max_claims = dispatch_budget_for(celery_app())
     try:
-        report = run_tick(runtime.database, runtime.transport, runtime.settings, now or utcnow(), dispatch=dispatch)
+        report = run_tick(
+            runtime.database, runtime.transport, runtime.settings, now or utcnow(),
+            dispatch=dispatch, max_claims=max_claims,
+        )
     finally:
         runtime.transport.close()
     data = report.as_dict()
@@ -284,6 +292,26 @@ def send_test(store_id: int, template_name: str, to_email: str, subject: str | N
     result = deliver_test_email(runtime.transport, email)
     runtime.transport.close()
     _emit(as_json, result, f"sent {template_name!r} to {result['to']} ({result['message_id']})")
+
+
+@main.command()
+@click.option("-c", "--concurrency", type=int, default=None, help="Processes, each sending one batch at a time (default: one per CPU).")
+@click.option("-Q", "--queues", default="send,periodic", show_default=True, help="Queues to take tasks from, comma-separated.")
+@domain_errors
+def worker(concurrency: int | None, queues: str) -> None:
+    """Run a Celery worker (distributed mode): sends what the ticks queue. Run any number, anywhere."""
+    from mailer.tasks.cli_entry import run_worker
+
+    sys.exit(run_worker(_runtime().settings, concurrency, queues))
+
+
+@main.command()
+@domain_errors
+def beat() -> None:
+    """Run the scheduler that queues the engine tick and the daily housekeeping. Run exactly one."""
+    from mailer.tasks.cli_entry import run_beat
+
+    run_beat(_runtime().settings)
 
 
 @main.command()

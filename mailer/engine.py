@@ -107,9 +107,15 @@ def _add_batch(report: TickReport, batch: BatchReport) -> None:
 Dispatcher = Callable[[Claim], int]
 
 
-def send_due_distributed(database: Database, settings: Settings, now: datetime, report: TickReport, dispatch: Dispatcher) -> None:
-    """Claim due messages and hand each claim to the workers; they send and record."""
-    while True:
+def send_due_distributed(
+    database: Database, settings: Settings, now: datetime, report: TickReport, dispatch: Dispatcher,
+    *, max_claims: int | None = None,
+) -> None:
+    """Claim due messages and hand each claim to the workers; they send and record.
+
+    `max_claims` is the backpressure: never claim more than the workers can send within a lease.
+    """
+    while max_claims is None or report.claims < max_claims:
         with database.transaction() as session:
             claim = claim_due(session, now, limit=settings.send_batch_size, lease_seconds=settings.claim_lease_seconds)
         if not claim.message_ids:
@@ -126,6 +132,7 @@ def tick(
     *,
     dispatch: Dispatcher | None = None,
     clock: Callable[[], datetime] | None = None,
+    max_claims: int | None = None,
 ) -> TickReport:
     """Plan everything due at `now`, then send it: inline, or through `dispatch` when given.
 
@@ -137,6 +144,6 @@ def tick(
     if dispatch is None:
         send_due_inline(database, transport, settings, now, report, clock=clock)
     else:
-        send_due_distributed(database, settings, now, report, dispatch)
+        send_due_distributed(database, settings, now, report, dispatch, max_claims=max_claims)
     log.info("tick %s", report.as_dict())
     return report

@@ -42,9 +42,15 @@ def claim_due(session: Session, now: datetime, *, limit: int, lease_seconds: int
     candidates = select(Message.id).where(_claimable(now)).order_by(Message.due_at, Message.id).limit(limit)
     if is_postgresql(session):
         candidates = candidates.with_for_update(skip_locked=True)
+    # Chosen and locked in a statement of its own: inside `UPDATE … WHERE id IN (subquery)`,
+    # PostgreSQL may re-run the LIMIT … SKIP LOCKED subquery once per row (a nested-loop semi
+    # join) and so claim every due row, however small `limit` is.
+    chosen = list(session.scalars(candidates))
+    if not chosen:
+        return Claim(token=token, message_ids=(), lease_until=lease_until)
     statement = (
         update(Message)
-        .where(Message.id.in_(candidates.scalar_subquery()), _claimable(now))
+        .where(Message.id.in_(chosen), _claimable(now))
         .values(status="sending", claim_token=token, lease_until=lease_until)
         .returning(Message.id)
         .execution_options(synchronize_session=False)

@@ -15,7 +15,7 @@ from mailer.models import Message, Suppression
 from mailer.outbox.process import process_claim
 from mailer.scheduling.claim import claim_due
 from mailer.tracking.suppressions import suppress
-from tests.support.factories import T0, make_contact, make_store
+from tests.support.factories import make_contact, make_store
 from tests.support.scenarios import NOW, customers, plan_winback, statuses
 
 

@@ -1,0 +1,85 @@
+"""The periodic jobs: the engine tick (never two at once, thanks to a Redis lock) and daily housekeeping."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import LockError
+from redis.lock import Lock
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from mailer.clock import utcnow
+from mailer.engine import tick
+from mailer.models import CapturedEmail
+from mailer.tasks.dispatch import dispatch_budget_for, make_dispatcher
+from mailer.tasks.names import HOUSEKEEPING, TICK
+
+if TYPE_CHECKING:
+    from mailer.tasks.app import MailerCelery
+    from mailer.tasks.resources import ProcessResources
+
+log = logging.getLogger(__name__)
+
+TICK_LOCK_NAME = "mailer:tick"
+# A tick that dies holding the lock blocks the next ones for this long at most; a live tick
+# is stopped (task time limit) before its lock can expire, so two never overlap.
+TICK_LOCK_SECONDS = 600
+TICK_TIME_LIMIT = TICK_LOCK_SECONDS - 30
+
+# Captured emails (the dev outbox, no SMTP configured) are kept this long.
+CAPTURED_KEEP_DAYS = 30
+
+
+def run_tick(app: MailerCelery) -> dict[str, Any] | None:
+    """One engine tick at the wall clock, dispatching on `app`; None when another tick is running."""
+    resources = app.resources
+    lock = Lock(resources.redis, TICK_LOCK_NAME, timeout=TICK_LOCK_SECONDS, blocking=False)
+    if not lock.acquire():
+        log.info("a tick is already running; skipping this one")
+        return None
+    try:
+        report = tick(
+            resources.database, resources.transport, resources.settings, utcnow(),
+            dispatch=make_dispatcher(app), max_claims=dispatch_budget_for(app),
+        )
+        return report.as_dict()
+    finally:
+        try:
+            lock.release()
+        except LockError:  # it expired (the tick ran too long); nothing of ours to release
+            log.warning("the tick lock expired before the tick ended")
+
+
+def purge_captured(session: Session, now: datetime, keep_days: int = CAPTURED_KEEP_DAYS) -> int:
+    """Delete captured emails older than `keep_days`; returns how many went. Flushes."""
+    result = session.execute(
+        delete(CapturedEmail)
+        .where(CapturedEmail.created_at < now - timedelta(days=keep_days))
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)
+
+
+def housekeeping(resources: ProcessResources) -> dict[str, int]:
+    """The daily clean-up (erasure removes a contact's tracking rows at once, by cascade)."""
+    with resources.database.transaction() as session:
+        captured = purge_captured(session, utcnow())
+    log.info("housekeeping: %d captured emails deleted", captured)
+    return {"captured_deleted": captured}
+
+
+def _tick_task(task: Any) -> dict[str, Any] | None:
+    return run_tick(task.app)
+
+
+def _housekeeping_task(task: Any) -> dict[str, int]:
+    return housekeeping(task.app.resources)
+
+
+def register(app: MailerCelery) -> None:
+    """Register the periodic tasks on `app`."""
+    app.task(name=TICK, bind=True, time_limit=TICK_TIME_LIMIT)(_tick_task)
+    app.task(name=HOUSEKEEPING, bind=True, time_limit=TICK_TIME_LIMIT)(_housekeeping_task)
