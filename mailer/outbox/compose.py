@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from mailer.config import Settings
 from mailer.delivery import Envelope, OutgoingEmail, build_mime
-from mailer.models import Campaign, CampaignStep, Cart, Contact, Link, Message, Order, Store
+from mailer.models import Campaign, CampaignStep, Cart, Contact, Coupon, Link, Message, Order, Store
 from mailer.rendering import CompiledTemplate, compile_template, load_template, render_email
 from mailer.rendering.context import build_context
-from mailer.rendering.coupons import issue_coupon
+from mailer.rendering.coupons import CouponRequest, issue_coupons
 from mailer.rendering.links import track_links
 from mailer.tracking.tokens import make_token
 
@@ -87,8 +87,48 @@ def build_email(
     return envelope, build_mime(email, now)
 
 
+@dataclass
+class BatchFacts:
+    """What composing a batch needs from the database, loaded in a few queries for all of it."""
+
+    coupons: dict[int, Coupon] = field(default_factory=dict)  # by message id
+    last_orders: dict[int, Order] = field(default_factory=dict)  # by contact id
+    links: list[dict[str, object]] = field(default_factory=list)  # rows to store once composed
+
+
+def load_batch_facts(session: Session, messages: list[tuple[Message, Store, CampaignStep]], now: datetime) -> BatchFacts:
+    """Issue (or reuse) the batch's coupons and read each contact's last order, in a few queries."""
+    requests = [
+        CouponRequest(message, step.discount_percent, int(store.setting("coupon_valid_days")), store.coupon_prefix)
+        for message, store, step in messages
+        if step.discount_percent > 0
+    ]
+    contact_ids = {message.contact_id for message, _store, _step in messages}
+    latest = (
+        select(Order.contact_id, func.max(Order.placed_at).label("placed_at"))
+        .where(Order.contact_id.in_(contact_ids))
+        .group_by(Order.contact_id)
+        .subquery()
+    )
+    orders = session.scalars(
+        select(Order).join(latest, (Order.contact_id == latest.c.contact_id) & (Order.placed_at == latest.c.placed_at))
+    )
+    return BatchFacts(
+        coupons=issue_coupons(session, requests, now),
+        last_orders={order.contact_id: order for order in orders},
+    )
+
+
+def store_links(session: Session, facts: BatchFacts, message_ids: list[int]) -> None:
+    """Replace the batch's stored links (a reclaimed send rewrites its own) in two statements."""
+    if message_ids:
+        session.execute(delete(Link).where(Link.message_id.in_(message_ids)))
+    if facts.links:
+        session.execute(insert(Link), facts.links)
+    facts.links.clear()
+
+
 def compose_message(
-    session: Session,
     message: Message,
     *,
     store: Store,
@@ -96,28 +136,22 @@ def compose_message(
     campaign: Campaign,
     step: CampaignStep,
     cart: Cart | None,
+    facts: BatchFacts,
     settings: Settings,
     library: TemplateLibrary,
     now: datetime,
 ) -> ComposedEmail:
-    """Render and build the email for `message`, recording its coupon and links; flushes.
+    """Render and build the email for `message`; its links go to `facts.links` for `store_links`.
 
     Safe to call again for the same row (a reclaimed send): the coupon is reused and the links are
     rewritten, so the email is the same apart from its Date.
     """
-    coupon = None
-    if step.discount_percent > 0:
-        coupon = issue_coupon(
-            session, message, step.discount_percent, now,
-            valid_days=int(store.setting("coupon_valid_days")), prefix=store.coupon_prefix,
-        )
-    last_order = session.scalar(
-        select(Order).where(Order.contact_id == contact.id).order_by(Order.placed_at.desc()).limit(1)
-    )
+    coupon = facts.coupons.get(message.id)
     unsubscribe = unsubscribe_url(settings, message.id)
     context = build_context(
         store=store, contact=contact, unsubscribe_url=unsubscribe, cart=cart, coupon=coupon,
-        last_order=last_order, step=step, campaign=campaign, timezone=contact.timezone or store.timezone,
+        last_order=facts.last_orders.get(contact.id), step=step, campaign=campaign,
+        timezone=contact.timezone or store.timezone,
     )
     compiled = library.get(step.template)
     rendered = render_email(compiled, step.subject, context)
@@ -128,9 +162,8 @@ def compose_message(
         secret=settings.secret_key,
         skip_urls=frozenset({unsubscribe}),
     )
-    session.execute(delete(Link).where(Link.message_id == message.id))
-    session.add_all(
-        Link(store_id=store.id, message_id=message.id, position=position, url=url, kind=kind)
+    facts.links.extend(
+        {"store_id": store.id, "message_id": message.id, "position": position, "url": url, "kind": kind}
         for position, url, kind in tracked.links
     )
     message.subject = rendered.subject

@@ -33,14 +33,19 @@ def _guarded(claim: Claim, message_id: int):  # type: ignore[no-untyped-def]
 def record_outcomes(session: Session, claim: Claim, outcomes: list[Outcome], now: datetime) -> dict[str, int]:
     """Move each row to sent / planned (retry) / failed; suppress hard bounces. Flushes."""
     counts = {"sent": 0, "retry": 0, "failed": 0}
+    accepted = [outcome.message_id for outcome in outcomes if outcome.error is None]
+    if accepted:
+        # One statement for the whole checkpoint; RETURNING counts only rows this claim still held.
+        result = session.execute(
+            update(Message)
+            .where(Message.id.in_(accepted), Message.claim_token == claim.token, Message.status == "sending")
+            .values(status="sent", sent_at=now, attempts=Message.attempts + 1, claim_token=None, lease_until=None)
+            .returning(Message.id)
+            .execution_options(synchronize_session=False)
+        )
+        counts["sent"] = len(result.all())
     for outcome in outcomes:
         if outcome.error is None:
-            result = session.execute(
-                _guarded(claim, outcome.message_id).values(
-                    status="sent", sent_at=now, attempts=Message.attempts + 1, claim_token=None, lease_until=None
-                )
-            )
-            counts["sent"] += result.rowcount
             continue
         message = session.get(Message, outcome.message_id)
         if message is None or message.claim_token != claim.token:

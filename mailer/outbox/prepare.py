@@ -6,13 +6,19 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
 from mailer.config import Settings
 from mailer.errors import TemplateError
-from mailer.models import Campaign, Cart, Contact, Enrollment, Message, Store
-from mailer.outbox.compose import ComposedEmail, TemplateLibrary, compose_message
+from mailer.models import Campaign, CampaignStep, Cart, Contact, Enrollment, Message, Store
+from mailer.outbox.compose import (
+    ComposedEmail,
+    TemplateLibrary,
+    compose_message,
+    load_batch_facts,
+    store_links,
+)
 from mailer.outbox.rules import Defer, SendFacts, Skip, decide
 from mailer.scheduling.claim import Claim
 from mailer.scheduling.planner import QuietHours
@@ -31,35 +37,81 @@ class Prepared:
     failed: int = 0
 
 
-def _take_cap_slot(session: Session, contact: Contact, message_id: int, now: datetime, cap_hours: float) -> bool:
-    """Atomically claim the contact's frequency-cap slot for this message (a conditional UPDATE).
+def _take_cap_slots(session: Session, wanted: dict[int, int], now: datetime, cap_hours: float) -> set[int]:
+    """Atomically claim the frequency-cap slot of each contact for its message; returns the winners.
 
-    Two workers holding two messages for the same contact race here, and exactly one wins; the
-    same message taking the slot again after a crash is allowed.
+    One conditional UPDATE for the batch: a contact whose slot another worker took meanwhile
+    is simply not returned. The same message retaking its slot after a crash is allowed.
     """
+    if not wanted:
+        return set()
+    message_of = case(wanted, value=Contact.id)
+    conditions = [Contact.last_emailed_at.is_(None), Contact.last_emailed_message_id == message_of]
+    if cap_hours > 0:
+        conditions.append(Contact.last_emailed_at <= now - timedelta(hours=cap_hours))
+    else:
+        conditions.append(Contact.last_emailed_at.is_not(None))
     result = session.execute(
         update(Contact)
-        .where(
-            Contact.id == contact.id,
-            or_(
-                Contact.last_emailed_at.is_(None),
-                Contact.last_emailed_at <= now - timedelta(hours=cap_hours),
-                Contact.last_emailed_message_id == message_id,
-            ),
-        )
-        .values(last_emailed_at=now, last_emailed_message_id=message_id)
+        .where(Contact.id.in_(list(wanted)), or_(*conditions))
+        .values(last_emailed_at=now, last_emailed_message_id=message_of)
+        .returning(Contact.id)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount == 1:
-        contact.last_emailed_at, contact.last_emailed_message_id = now, message_id
-        return True
-    session.refresh(contact, ["last_emailed_at", "last_emailed_message_id"])
-    return False
+    return set(result.scalars())
 
 
 def _release(message: Message) -> None:
     message.claim_token = None
     message.lease_until = None
+
+
+def _skip(message: Message, reason: str, prepared: Prepared) -> None:
+    message.status, message.skip_reason = "skipped", reason
+    _release(message)
+    prepared.skipped += 1
+
+
+def _defer(message: Message, until: datetime, prepared: Prepared) -> None:
+    message.status, message.due_at = "planned", until
+    _release(message)
+    prepared.deferred += 1
+
+
+def _within_caps(
+    session: Session,
+    candidates: list[tuple[Message, CampaignStep]],
+    stores: dict[int, Store],
+    contacts: dict[int, Contact],
+    now: datetime,
+    prepared: Prepared,
+) -> list[tuple[Message, CampaignStep]]:
+    """The candidates that win their contact's frequency-cap slot; the others are deferred, never dropped."""
+    first_per_contact: dict[int, tuple[Message, CampaignStep]] = {}
+    later: list[Message] = []
+    for message, step in candidates:
+        if message.contact_id in first_per_contact:
+            later.append(message)  # one marketing email per contact per batch: the highest priority
+        else:
+            first_per_contact[message.contact_id] = (message, step)
+    by_cap: dict[float, dict[int, int]] = {}
+    for contact_id, (message, _step) in first_per_contact.items():
+        cap = float(stores[message.store_id].setting("frequency_cap_hours"))
+        by_cap.setdefault(cap, {})[contact_id] = message.id
+    winners: set[int] = set()
+    for cap, wanted in by_cap.items():
+        winners |= _take_cap_slots(session, wanted, now, cap)
+    losers = [c for c in first_per_contact if c not in winners] + [m.contact_id for m in later]
+    if losers:
+        # Another worker took the slot meanwhile: read when, so the defer lands right after the cap.
+        session.scalars(
+            select(Contact).where(Contact.id.in_(set(losers))).execution_options(populate_existing=True)
+        ).all()
+    for message in later + [first_per_contact[c][0] for c in first_per_contact if c not in winners]:
+        contact = contacts[message.contact_id]
+        cap = float(stores[message.store_id].setting("frequency_cap_hours"))
+        _defer(message, (contact.last_emailed_at or now) + timedelta(hours=cap), prepared)
+    return [pair for contact_id, pair in first_per_contact.items() if contact_id in winners]
 
 
 def prepare_claim(session: Session, claim: Claim, *, settings: Settings, now: datetime, library: TemplateLibrary) -> Prepared:
@@ -93,17 +145,15 @@ def prepare_claim(session: Session, claim: Claim, *, settings: Settings, now: da
 
     # Cart reminders before win-back: with the frequency cap, the first to go wins the slot.
     messages.sort(key=lambda m: (-campaigns[m.campaign_id].priority, m.due_at, m.id))
+    candidates: list[tuple[Message, CampaignStep]] = []
     for message in messages:
         store, contact = stores[message.store_id], contacts[message.contact_id]
         enrollment, campaign = enrollments[message.enrollment_id], campaigns[message.campaign_id]
         try:
             step = campaign.step(message.step_index)
         except KeyError:  # the step was removed from the campaign after this row was planned
-            message.status, message.skip_reason = "skipped", "step_removed"
-            _release(message)
-            prepared.skipped += 1
+            _skip(message, "step_removed", prepared)
             continue
-        cap_hours = float(store.setting("frequency_cap_hours"))
         decision = decide(
             SendFacts(
                 now=now,
@@ -124,38 +174,37 @@ def prepare_claim(session: Session, claim: Claim, *, settings: Settings, now: da
                 last_emailed_at=contact.last_emailed_at,
                 last_emailed_message_id=contact.last_emailed_message_id,
                 message_id=message.id,
-                cap_hours=cap_hours,
+                cap_hours=float(store.setting("frequency_cap_hours")),
             )
         )
         if isinstance(decision, Skip):
-            message.status, message.skip_reason = "skipped", decision.reason
-            _release(message)
-            prepared.skipped += 1
-            continue
-        if isinstance(decision, Defer):
-            message.status, message.due_at = "planned", decision.until
-            _release(message)
-            prepared.deferred += 1
-            continue
-        if not _take_cap_slot(session, contact, message.id, now, cap_hours):
-            message.status = "planned"
-            message.due_at = (contact.last_emailed_at or now) + timedelta(hours=cap_hours)
-            _release(message)
-            prepared.deferred += 1
-            continue
-        cart = carts.get(enrollment.cart_id) if enrollment.cart_id else None
+            _skip(message, decision.reason, prepared)
+        elif isinstance(decision, Defer):
+            _defer(message, decision.until, prepared)
+        else:
+            candidates.append((message, step))
+
+    going = _within_caps(session, candidates, stores, contacts, now, prepared)
+    facts = load_batch_facts(session, [(m, stores[m.store_id], step) for m, step in going], now)
+    composed_ids = []
+    for message, step in going:
+        enrollment = enrollments[message.enrollment_id]
         try:
             prepared.ready.append(
                 compose_message(
-                    session, message, store=store, contact=contact, campaign=campaign, step=step,
-                    cart=cart, settings=settings, library=library, now=now,
+                    message, store=stores[message.store_id], contact=contacts[message.contact_id],
+                    campaign=campaigns[message.campaign_id], step=step,
+                    cart=carts.get(enrollment.cart_id) if enrollment.cart_id else None,
+                    facts=facts, settings=settings, library=library, now=now,
                 )
             )
+            composed_ids.append(message.id)
         except TemplateError as exc:
             # A template that breaks at send time fails its message loudly, not the whole batch.
             log.error("message %s: template error: %s", message.id, exc)
             message.status, message.last_error = "failed", str(exc)[:2000]
             _release(message)
             prepared.failed += 1
+    store_links(session, facts, composed_ids)
     session.flush()
     return prepared

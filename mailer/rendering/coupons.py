@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -21,30 +22,52 @@ def new_coupon_code(prefix: str) -> str:
     return f"{prefix}-{body}" if prefix else body
 
 
-def issue_coupon(
-    session: Session,
-    message: Message,
-    percent_off: int,
-    now: datetime,
-    valid_days: int,
-    prefix: str,
-) -> Coupon:
-    """The message's coupon, created on first call; a retried send reuses the same code."""
-    existing = session.scalar(select(Coupon).where(Coupon.message_id == message.id))
-    if existing is not None:
-        return existing
-    coupon = Coupon(
-        store_id=message.store_id,
-        code=new_coupon_code(prefix),
-        message_id=message.id,
-        contact_id=message.contact_id,
-        percent_off=percent_off,
-        expires_at=now + timedelta(days=valid_days),
-        created_at=now,
-    )
-    session.add(coupon)
-    session.flush()
-    return coupon
+@dataclass(frozen=True)
+class CouponRequest:
+    """A message that needs a coupon: its percentage, validity and the store's prefix."""
+
+    message: Message
+    percent_off: int
+    valid_days: int
+    prefix: str
+
+
+def issue_coupons(session: Session, requests: list[CouponRequest], now: datetime) -> dict[int, Coupon]:
+    """Each message's coupon by message id: existing ones reused (a retried send keeps its code),
+    new ones created with codes checked unused in one query. Adds to the session; the caller flushes.
+    """
+    if not requests:
+        return {}
+    ids = [r.message.id for r in requests]
+    coupons = {c.message_id: c for c in session.scalars(select(Coupon).where(Coupon.message_id.in_(ids)))}
+    missing = [r for r in requests if r.message.id not in coupons]
+    codes = {r.message.id: new_coupon_code(r.prefix) for r in missing}
+    while codes:
+        # 40 random bits collide rarely, but a store with a million codes will meet one: redraw those.
+        taken = set(session.scalars(select(Coupon.code).where(Coupon.code.in_(list(codes.values())))))
+        seen: set[str] = set()
+        clashes = []
+        for message_id, code in codes.items():
+            if code in taken or code in seen:
+                clashes.append(message_id)
+            seen.add(code)
+        if not clashes:
+            break
+        for message_id in clashes:
+            codes[message_id] = new_coupon_code(next(r.prefix for r in missing if r.message.id == message_id))
+    for request in missing:
+        coupon = Coupon(
+            store_id=request.message.store_id,
+            code=codes[request.message.id],
+            message_id=request.message.id,
+            contact_id=request.message.contact_id,
+            percent_off=request.percent_off,
+            expires_at=now + timedelta(days=request.valid_days),
+            created_at=now,
+        )
+        session.add(coupon)
+        coupons[request.message.id] = coupon
+    return coupons
 
 
 def coupon_status(coupon: Coupon | None, now: datetime) -> str:
