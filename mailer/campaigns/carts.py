@@ -8,7 +8,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from mailer.campaigns.enroll import enroll, plan_steps
-from mailer.campaigns.exits import converted_or_emptied_carts
+from mailer.campaigns.exits import complete_finished_sequences, converted_or_emptied_carts
 from mailer.models import Campaign, Cart, CartItem, Contact, Enrollment, Order, Store
 
 # A cart older than the whole sequence is stale: reminding about it would read as a mistake.
@@ -88,6 +88,7 @@ def enroll_abandoned_carts(session: Session, store: Store, campaign: Campaign, n
 def cart_stage(session: Session, store: Store, now: datetime) -> dict[str, int]:
     """The engine stage: exits first (converted, emptied), then new abandonments."""
     counts = converted_or_emptied_carts(session, store.id, now)
+    counts["cart_completed"] = complete_finished_sequences(session, store.id, now)
     campaign = _cart_campaign(session, store)
     if campaign is not None:
         counts["cart_enrolled"] = enroll_abandoned_carts(session, store, campaign, now)

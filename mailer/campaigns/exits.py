@@ -70,3 +70,22 @@ def converted_or_emptied_carts(session: Session, store_id: int, now: datetime) -
         "cart_converted": exit_enrollments(session, converted, "converted", now),
         "cart_emptied": exit_enrollments(session, emptied, "emptied", now),
     }
+
+
+def complete_finished_sequences(session: Session, store_id: int, now: datetime) -> int:
+    """Mark cart enrollments whose every message is done (sent, skipped or failed) as completed.
+
+    Win-back enrollments stay active for their whole lapse: their next tier's email is planned later.
+    """
+    cart_campaigns = select(Campaign.id).where(Campaign.store_id == store_id, Campaign.kind == "abandoned_cart")
+    pending = select(Message.id).where(Message.enrollment_id == Enrollment.id, Message.status.in_(("planned", "sending")))
+    result = session.execute(
+        update(Enrollment)
+        .where(
+            Enrollment.store_id == store_id, Enrollment.status == "active",
+            Enrollment.campaign_id.in_(cart_campaigns), ~pending.exists(),
+        )
+        .values(status="completed", exited_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return max(result.rowcount, 0)

@@ -127,3 +127,24 @@ def test_guest_carts_wait_for_an_email_and_consent_rules_apply(database, setting
     recipients = [m.rcpt_tos[0] for m in smtp_sink.messages]
     assert recipients.count(prospect.email) == 1  # later steps need consent
     assert recipients.count(known.email) >= 1
+
+
+def test_cart_reminders_take_precedence_over_win_back_which_waits_not_drops(database, settings, smtp_sink) -> None:
+    with database.transaction() as session:
+        store = make_store(session)
+        person = make_contact(session, store)
+        from tests.support.factories import make_order
+
+        make_order(session, person, LAST_ACTIVITY - timedelta(days=89))  # tier 1 from tomorrow ...
+        make_cart(session, person, LAST_ACTIVITY)  # ... but a cart sequence starts today
+    transport = SMTPTransport(smtp_sink.url)
+    run_ticks(database, settings, transport, timedelta(days=12), step=timedelta(hours=1))
+    subjects = [m.message["Subject"] for m in smtp_sink.messages]
+    assert len(subjects) == 4
+    winback_subject = "it's been a while"
+    assert not any(winback_subject in s for s in subjects[:3]), subjects  # the whole cart sequence first
+    assert winback_subject in subjects[3]  # then the win-back email: waited, not dropped
+    with database.transaction() as session:
+        sent_times = sorted(session.scalars(select(Message.sent_at).where(Message.status == "sent")))
+        gaps = [b - a for a, b in zip(sent_times, sent_times[1:], strict=False)]
+        assert min(gaps) >= timedelta(hours=16)  # the frequency cap held throughout
