@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from mailer.clock import parse_instant, utcnow
 from mailer.config import Settings, load_settings
 from mailer.db import Database
 from mailer.errors import MailerError
+from mailer.logs import configure_logging
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -79,7 +79,7 @@ now_option = click.option("--now", callback=_instant, help="The time to act at (
 @click.option("-v", "--verbose", is_flag=True, help="Log what the engine does.")
 def main(verbose: bool) -> None:
     """mailer: trigger email that wins back an online store's lost customers."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(verbose)
 
 
 @main.group()
