@@ -10,15 +10,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailer.clock import parse_instant
 from mailer.db import Database
 from mailer.errors import NotFound, ValidationError
-from mailer.ingest.identity import get_or_create_contact, normalize_email
-from mailer.ingest.orders import NewOrder, record_order
+from mailer.ingest.identity import normalize_email
+from mailer.ingest.orders import NewOrder, record_orders
 from mailer.models import Contact, Order, Store
 
 REQUIRED_COLUMNS = ("order_id", "email", "placed_at", "total")
@@ -174,31 +174,37 @@ def _record_chunk(session: Session, store_id: int, rows: list[_Row], now: dateti
             select(Contact).where(Contact.store_id == store_id, Contact.email.in_({r.email for r in rows}))
         )
     }
+    new_emails: dict[str, _Row] = {}
+    for row in rows:  # the first row of a new customer gives the names; later rows only fill gaps
+        if row.email not in contacts and row.order_id not in known:
+            new_emails.setdefault(row.email, row)
+    if new_emails:
+        # New customers in one INSERT, then read back as rows the rollup can update.
+        session.execute(insert(Contact), [
+            {"store_id": store_id, "email": email, "first_name": row.first_name, "last_name": row.last_name,
+             "consent": "unknown", "orders_count": 0, "total_spent": Decimal("0"), "created_at": now, "updated_at": now}
+            for email, row in new_emails.items()
+        ])
+        contacts.update({
+            contact.email: contact
+            for contact in session.scalars(
+                select(Contact).where(Contact.store_id == store_id, Contact.email.in_(list(new_emails)))
+            )
+        })
+    batch: list[tuple[Contact, NewOrder]] = []
     for row in rows:
         if row.order_id in known:  # already imported, or earlier in this file
             result.duplicates += 1
             continue
         known.add(row.order_id)
-        names = {"first_name": row.first_name, "last_name": row.last_name}
-        contact = contacts.get(row.email)
-        if contact is None:
-            contact = get_or_create_contact(session, store_id, row.email, now, **names)
-            contacts[row.email] = contact
-        else:
-            # The same rule as get_or_create_contact: fill in names we lack, never overwrite.
-            for key, value in names.items():
-                if value and not getattr(contact, key):
-                    setattr(contact, key, value)
-        order = record_order(
-            session, contact,
-            NewOrder(external_id=row.order_id, placed_at=row.placed_at, total=row.total, currency=row.currency,
-                     coupon_code=row.coupon, source="import"),
-            now,
-        )
-        if order is None:
-            result.duplicates += 1
-        else:
-            result.imported += 1
+        contact = contacts[row.email]
+        # The same rule as get_or_create_contact: fill in names we lack, never overwrite.
+        for key, value in (("first_name", row.first_name), ("last_name", row.last_name)):
+            if value and not getattr(contact, key):
+                setattr(contact, key, value)
+        batch.append((contact, NewOrder(external_id=row.order_id, placed_at=row.placed_at, total=row.total,
+                                        currency=row.currency, coupon_code=row.coupon, source="import")))
+    result.imported += record_orders(session, batch, now)
 
 
 def _commit_chunk(database: Database, store_id: int, rows: list[_Row], now: datetime, result: ImportResult) -> None:
