@@ -23,7 +23,7 @@ system-deps:
 	bash scripts/system-deps.sh
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check mailer tests bench
+	$(BIN)/ruff check .
 
 test: system-deps $(VENV)/.installed-test lint
 	$(BIN)/pytest
