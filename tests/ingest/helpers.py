@@ -18,7 +18,7 @@ from mailer.campaigns.sync import sync_campaigns
 from mailer.clock import utcnow
 from mailer.db import Database
 from mailer.models import Campaign, Contact, Coupon, Enrollment, Message, Store
-from mailer.rendering.coupons import issue_coupon
+from mailer.rendering.coupons import CouponRequest, issue_coupons
 from mailer.stores import create_store
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -98,4 +98,6 @@ def make_coupon(session: Session, store: Store, contact: Contact, now: datetime,
     )
     session.add(message)
     session.flush()
-    return issue_coupon(session, message, 10, now, valid_days=valid_days, prefix=store.coupon_prefix)
+    coupon = issue_coupons(session, [CouponRequest(message, 10, valid_days, store.coupon_prefix)], now)[message.id]
+    session.flush()
+    return coupon
