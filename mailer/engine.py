@@ -14,12 +14,14 @@ from sqlalchemy.orm import Session
 from mailer.campaigns.carts import cart_stage
 from mailer.campaigns.definitions import CampaignDefinition, load_definitions
 from mailer.campaigns.sync import sync_campaigns
+from mailer.campaigns.tasks import tasks_stage
 from mailer.campaigns.winback import winback_stage
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.delivery import Transport
 from mailer.models import Store
 from mailer.outbox.compose import TemplateLibrary
+from mailer.outbox.digest import send_digests
 from mailer.outbox.process import BatchReport, process_claim
 from mailer.scheduling.claim import Claim, claim_due
 
@@ -41,7 +43,7 @@ def _definitions() -> dict[str, CampaignDefinition]:
 
 
 # The planning stages, in order: campaigns first, cart reminders before win-back (precedence).
-STAGES: list[Stage] = [sync_stage, cart_stage, winback_stage]
+STAGES: list[Stage] = [sync_stage, cart_stage, winback_stage, tasks_stage]
 
 
 @dataclass
@@ -57,6 +59,7 @@ class TickReport:
     failed: int = 0
     skipped: int = 0
     deferred: int = 0
+    digests: int = 0
 
     def as_dict(self) -> dict[str, object]:
         """Plain data for JSON."""
@@ -145,5 +148,6 @@ def tick(
         send_due_inline(database, transport, settings, now, report, clock=clock)
     else:
         send_due_distributed(database, settings, now, report, dispatch, max_claims=max_claims)
+    report.digests = send_digests(database, transport, settings, now)
     log.info("tick %s", report.as_dict())
     return report

@@ -37,6 +37,9 @@ class Contact(Base):
     first_order_at: Mapped[datetime | None]
     last_order_at: Mapped[datetime | None]
     unsubscribed_at: Mapped[datetime | None]
+    # The latest reason for leaving the customer gave (see models/reason.py for the history).
+    reason: Mapped[str | None] = mapped_column(String(32))
+    reason_at: Mapped[datetime | None]
     # The frequency cap's slot: who last took it and when (see outbox.prepare).
     last_emailed_at: Mapped[datetime | None]
     last_emailed_message_id: Mapped[int | None] = mapped_column(BigId)

@@ -29,6 +29,10 @@ class Message(Base):
     enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"))
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
     step_index: Mapped[int]
+    # A follow-up shaped by the customer's reason differs from its campaign step in these (None: as the step).
+    discount_override: Mapped[int | None]
+    template_override: Mapped[str | None] = mapped_column(String(200))
+    subject_override: Mapped[str | None] = mapped_column(String(300))
     is_control: Mapped[bool] = mapped_column(default=False)
     status: Mapped[str] = mapped_column(String(16), default="planned")
     due_at: Mapped[datetime]

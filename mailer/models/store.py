@@ -27,6 +27,14 @@ DEFAULT_STORE_SETTINGS: dict[str, Any] = {
     "coupon_valid_days": 14,
     "attribution_window_days": 5,
     "cost_per_email": 0.001,
+    "max_winback_attempts": 4,  # win-back emails per lapse, follow-ups included
+    "reason_rules": {},
+    # Manager tasks for valuable lost customers: the top N % by total spent, or above an amount.
+    "task_top_percent": 10,
+    "task_min_spent": None,
+    "task_assignee_email": None,  # default: the store's first owner
+    "task_warm_days": 14,  # a customer who engaged lately: call again every 14 days
+    "task_cold_days": 30,  # per-reason overrides of mailer.campaigns.reasons.DEFAULT_REASON_RULES
 }
 
 

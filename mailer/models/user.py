@@ -23,4 +23,5 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(255))
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
+    last_digest_at: Mapped[datetime | None]  # the daily task digest goes at most once a day
     created_at: Mapped[datetime]

@@ -8,27 +8,45 @@ from datetime import datetime
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from mailer.campaigns.reasons import REASONS
 from mailer.config import Settings
 from mailer.delivery import Envelope, OutgoingEmail, build_mime
-from mailer.models import Campaign, CampaignStep, Cart, Contact, Coupon, Link, Message, Order, Store
+from mailer.models import Campaign, Cart, Contact, Coupon, Link, Message, Order, Store
+from mailer.outbox.steps import EffectiveStep
 from mailer.rendering import CompiledTemplate, compile_template, load_template, render_email
 from mailer.rendering.context import build_context
 from mailer.rendering.coupons import CouponRequest, issue_coupons
 from mailer.rendering.links import track_links
+from mailer.templates_store import template_overrides
 from mailer.tracking.tokens import make_token
 
 
 @dataclass
 class TemplateLibrary:
-    """Compiled templates by name for one batch: each is read and inlined at most once."""
+    """Compiled templates per store for a worker: the files, or the store's saved edits of them.
 
-    compiled: dict[str, CompiledTemplate] = field(default_factory=dict)
+    `refresh` re-reads which edits are current (one query per store, once per batch), so a
+    template saved in the dashboard is used from the next batch on; the costly CSS inlining is
+    cached by template version in `compile_template`, so an unchanged template is never redone.
+    """
 
-    def get(self, name: str) -> CompiledTemplate:
-        """The compiled (CSS-inlined) template called `name`."""
-        if name not in self.compiled:
-            self.compiled[name] = compile_template(load_template(name))
-        return self.compiled[name]
+    compiled: dict[tuple[int, str], CompiledTemplate] = field(default_factory=dict)
+    overrides: dict[int, dict[str, tuple[str, str]]] = field(default_factory=dict)
+
+    def refresh(self, session: Session, store_ids: set[int]) -> None:
+        """Pick up the stores' newest saved templates."""
+        for store_id in store_ids:
+            current = template_overrides(session, store_id)
+            if self.overrides.get(store_id) != current:
+                self.overrides[store_id] = current
+                self.compiled = {key: value for key, value in self.compiled.items() if key[0] != store_id}
+
+    def get(self, store_id: int, name: str) -> CompiledTemplate:
+        """The compiled (CSS-inlined) template called `name`, as this store has it."""
+        key = (store_id, name)
+        if key not in self.compiled:
+            self.compiled[key] = compile_template(load_template(name, overrides=self.overrides.get(store_id) or None))
+        return self.compiled[key]
 
 
 @dataclass(frozen=True)
@@ -43,6 +61,14 @@ class ComposedEmail:
 def message_id_header(message: Message, store: Store) -> str:
     """A Message-ID that is the same on every retry of this row, so receivers can drop repeats."""
     return f"<m{message.id}.s{store.id}@{store.domain}>"
+
+
+def reason_links(settings: Settings, message_id: int) -> list[dict[str, str]]:
+    """The one-click "why did you leave?" answers of a win-back email, each a signed link."""
+    return [
+        {"key": key, "label": label, "url": f"{settings.base_url}/r/{make_token(settings.secret_key, 'reason', message_id, number)}"}
+        for number, (key, label) in enumerate(REASONS.items())
+    ]
 
 
 def unsubscribe_url(settings: Settings, message_id: int) -> str:
@@ -96,7 +122,7 @@ class BatchFacts:
     links: list[dict[str, object]] = field(default_factory=list)  # rows to store once composed
 
 
-def load_batch_facts(session: Session, messages: list[tuple[Message, Store, CampaignStep]], now: datetime) -> BatchFacts:
+def load_batch_facts(session: Session, messages: list[tuple[Message, Store, EffectiveStep]], now: datetime) -> BatchFacts:
     """Issue (or reuse) the batch's coupons and read each contact's last order, in a few queries."""
     requests = [
         CouponRequest(message, step.discount_percent, int(store.setting("coupon_valid_days")), store.coupon_prefix)
@@ -134,7 +160,7 @@ def compose_message(
     store: Store,
     contact: Contact,
     campaign: Campaign,
-    step: CampaignStep,
+    step: EffectiveStep,
     cart: Cart | None,
     facts: BatchFacts,
     settings: Settings,
@@ -148,19 +174,21 @@ def compose_message(
     """
     coupon = facts.coupons.get(message.id)
     unsubscribe = unsubscribe_url(settings, message.id)
+    reasons = reason_links(settings, message.id) if campaign.kind == "winback" else []
     context = build_context(
         store=store, contact=contact, unsubscribe_url=unsubscribe, cart=cart, coupon=coupon,
         last_order=facts.last_orders.get(contact.id), step=step, campaign=campaign,
-        timezone=contact.timezone or store.timezone,
+        timezone=contact.timezone or store.timezone, reasons=reasons,
     )
-    compiled = library.get(step.template)
+    compiled = library.get(store.id, step.template)
     rendered = render_email(compiled, step.subject, context)
     tracked = track_links(
         rendered.html,
         message_id=message.id,
         base_url=settings.base_url,
         secret=settings.secret_key,
-        skip_urls=frozenset({unsubscribe}),
+        # Our own signed links are not redirected through click tracking.
+        skip_urls=frozenset({unsubscribe, *(r["url"] for r in reasons)}),
     )
     facts.links.extend(
         {"store_id": store.id, "message_id": message.id, "position": position, "url": url, "kind": kind}

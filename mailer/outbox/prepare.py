@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from mailer.config import Settings
 from mailer.errors import TemplateError
-from mailer.models import Campaign, CampaignStep, Cart, Contact, Enrollment, Message, Store
+from mailer.models import Campaign, Cart, Contact, Enrollment, Message, Store
 from mailer.outbox.compose import (
     ComposedEmail,
     TemplateLibrary,
@@ -20,6 +20,7 @@ from mailer.outbox.compose import (
     store_links,
 )
 from mailer.outbox.rules import Defer, SendFacts, Skip, decide
+from mailer.outbox.steps import EffectiveStep, effective_step
 from mailer.scheduling.claim import Claim
 from mailer.scheduling.planner import QuietHours
 from mailer.tracking.suppressions import suppressed_emails
@@ -80,14 +81,14 @@ def _defer(message: Message, until: datetime, prepared: Prepared) -> None:
 
 def _within_caps(
     session: Session,
-    candidates: list[tuple[Message, CampaignStep]],
+    candidates: list[tuple[Message, EffectiveStep]],
     stores: dict[int, Store],
     contacts: dict[int, Contact],
     now: datetime,
     prepared: Prepared,
-) -> list[tuple[Message, CampaignStep]]:
+) -> list[tuple[Message, EffectiveStep]]:
     """The candidates that win their contact's frequency-cap slot; the others are deferred, never dropped."""
-    first_per_contact: dict[int, tuple[Message, CampaignStep]] = {}
+    first_per_contact: dict[int, tuple[Message, EffectiveStep]] = {}
     later: list[Message] = []
     for message, step in candidates:
         if message.contact_id in first_per_contact:
@@ -145,12 +146,12 @@ def prepare_claim(session: Session, claim: Claim, *, settings: Settings, now: da
 
     # Cart reminders before win-back: with the frequency cap, the first to go wins the slot.
     messages.sort(key=lambda m: (-campaigns[m.campaign_id].priority, m.due_at, m.id))
-    candidates: list[tuple[Message, CampaignStep]] = []
+    candidates: list[tuple[Message, EffectiveStep]] = []
     for message in messages:
         store, contact = stores[message.store_id], contacts[message.contact_id]
         enrollment, campaign = enrollments[message.enrollment_id], campaigns[message.campaign_id]
         try:
-            step = campaign.step(message.step_index)
+            step = effective_step(campaign, message)
         except KeyError:  # the step was removed from the campaign after this row was planned
             _skip(message, "step_removed", prepared)
             continue
@@ -185,6 +186,7 @@ def prepare_claim(session: Session, claim: Claim, *, settings: Settings, now: da
             candidates.append((message, step))
 
     going = _within_caps(session, candidates, stores, contacts, now, prepared)
+    library.refresh(session, {message.store_id for message, _step in going})
     facts = load_batch_facts(session, [(m, stores[m.store_id], step) for m, step in going], now)
     composed_ids = []
     for message, step in going:

@@ -18,6 +18,7 @@ from mailer.models import Campaign, CampaignStep, Store
 from mailer.outbox.compose import build_email
 from mailer.rendering import compile_template, load_template, render_email, sample_context
 from mailer.rendering.context import store_context
+from mailer.templates_store import template_overrides
 
 DEFAULT_TEST_SUBJECT = "[Test] {{ store.name }}: {{ campaign.name }}"
 
@@ -63,12 +64,16 @@ def compose_test_email(
     if store is None:
         raise NotFound(f"no store with id {store_id}")
     to_email = normalize_email(to_email)
-    compiled = compile_template(load_template(template_name, overrides=overrides))
+    if overrides is None:  # the store's saved edits, as its real emails would use them
+        overrides = template_overrides(session, store.id)
+    compiled = compile_template(load_template(template_name, overrides=overrides or None))
     context = sample_context(template=template_name)
     context["store"] = store_context(store)
     context["campaign"] = {"key": "test", "name": f"Test of {template_name}"}
     unsubscribe = f"{settings.base_url}/u/test-send"
     context["unsubscribe_url"] = unsubscribe
+    # Reason links of a test send lead to the same do-nothing page as its unsubscribe link.
+    context["reasons"] = [{**reason, "url": unsubscribe} for reason in context["reasons"]]
     rendered = render_email(compiled, subject or subject_for_template(session, store.id, template_name), context)
     message_id = f"<test.{secrets.token_hex(8)}@{store.domain}>"
     envelope, data = build_email(

@@ -179,6 +179,7 @@ def build_context(
     step: Any = None,
     campaign: Any = None,
     timezone: str | None = None,
+    reasons: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The whole context for one email; each argument may be a model or a mapping.
 
@@ -200,6 +201,8 @@ def build_context(
             "name": _text(_get(campaign, "name")) or "",
         },
         "unsubscribe_url": unsubscribe_url,
+        # Win-back emails ask why the customer left: [{key, label, url}], one link per answer.
+        "reasons": list(reasons or []),
     }
     check_context(context)
     return context
@@ -214,6 +217,7 @@ _SAMPLE_STEPS: dict[str, tuple[str, str, int, int]] = {
     "winback/tier1": ("winback", "Win-back", 1, 10),
     "winback/tier2": ("winback", "Win-back", 2, 15),
     "winback/tier3": ("winback", "Win-back", 3, 20),
+    "winback/apology": ("winback", "Win-back", 1, 0),
 }
 
 
@@ -286,7 +290,18 @@ def sample_context(
         last_order=last_order,
         step={"index": index, "discount_percent": percent},
         campaign={"key": key, "name": name},
+        reasons=sample_reasons() if key == "winback" else [],
     )
+
+
+def sample_reasons() -> list[dict[str, str]]:
+    """The reason links as a win-back email carries them, pointing at a sample token."""
+    from mailer.campaigns.reasons import REASONS  # the one list of answers
+
+    return [
+        {"key": key, "label": label, "url": f"https://mail.juniper.example/r/sample-{key}"}
+        for key, label in REASONS.items()
+    ]
 
 
 def sparse_sample_context(

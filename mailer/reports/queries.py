@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from mailer.models import Campaign, Coupon, Enrollment, Message, Order, Store, TrackingEvent
 from mailer.reports.metrics import Counts, GroupOutcome, discount_given, lift, metrics
+from mailer.reports.reasons import reasons_report
 from mailer.scheduling.planner import zone
 from mailer.segments.queries import store_thresholds
 
@@ -197,6 +198,7 @@ def build_report(session: Session, store: Store, start: date, end: date) -> dict
         ],
         "tiers": {str(threshold): metrics(by_tier[index], cost_per_email) for index, threshold in enumerate(thresholds, start=1)},
         "holdout": _holdout(session, store, since, until, timedelta(days=float(window_days)), cost_per_email),
+        "reasons": reasons_report(session, store, since, until),
     }
 
 

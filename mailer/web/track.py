@@ -1,4 +1,4 @@
-"""Public tracking endpoints: the open pixel, the click redirect and the unsubscribe page."""
+"""Public tracking endpoints: the open pixel, the click redirect, unsubscribe and the reason links."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 from flask import Blueprint, Flask, Response, abort, redirect, render_template, request
 from sqlalchemy import select
 
+from mailer.campaigns.reasons import REASON_KEYS, REASONS, record_reason
 from mailer.clock import utcnow
 from mailer.models import Contact, Link, Message, Store, TrackingEvent
 from mailer.tracking.machine import classify_click, classify_open
@@ -100,6 +101,39 @@ def unsubscribe_now(token: str) -> tuple[str, int]:
     message, contact, store = _unsubscribe_target(token)
     unsubscribe(db_session(), contact, utcnow(), message=message, source="one-click" if request.form.get("List-Unsubscribe") else "page")
     return render_template("unsubscribe.html", store=store, email=contact.email, done=True, token=token), 200
+
+
+def _reason_target(token: str) -> tuple[Message, Store, str]:
+    found = read_token(settings().secret_key, "reason", token)
+    if found is None or found[1] >= len(REASON_KEYS):
+        abort(404)
+    message = db_session().get(Message, found[0])
+    store = db_session().get(Store, message.store_id) if message is not None else None
+    if message is None or store is None:
+        abort(404)
+    return message, store, REASON_KEYS[found[1]]
+
+
+@bp.get("/r/<token>")
+def reason_click(token: str) -> str:
+    """One click on "why did you leave?": record the answer (people only) and thank them."""
+    message, store, reason = _reason_target(token)
+    now = utcnow()
+    since_sent = (now - message.sent_at).total_seconds() if message.sent_at else None
+    verdict = classify_click(request.user_agent.string, since_sent, honeypot=False, method=request.method)
+    if not verdict.machine and message.status == "sent":
+        record_reason(db_session(), message, reason, now)
+    return render_template("reason.html", store=store, reason=reason, label=REASONS[reason], token=token, noted=False)
+
+
+@bp.post("/r/<token>")
+def reason_note(token: str) -> str:
+    """The free-text answer of "other" (or any reason): kept beside the click."""
+    message, store, reason = _reason_target(token)
+    note = (request.form.get("note") or "").strip()[:2000]
+    if message.status == "sent":
+        record_reason(db_session(), message, reason, utcnow(), note=note or None)
+    return render_template("reason.html", store=store, reason=reason, label=REASONS[reason], token=token, noted=True)
 
 
 def register_tracking(app: Flask) -> None:

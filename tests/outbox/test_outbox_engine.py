@@ -131,3 +131,18 @@ def test_two_concurrent_claimers_deliver_each_of_1000_messages_exactly_once(comm
     assert len(ids) == 1000 and len(set(ids)) == 1000
     with committed_database.transaction() as session:
         assert statuses(session) == {"sent": 1000}
+
+
+def test_a_template_saved_in_the_dashboard_is_what_the_next_batch_sends(database: Database, settings, smtp_sink) -> None:
+    from mailer.rendering import TEMPLATES_DIR
+    from mailer.templates_store import save_version
+
+    with database.transaction() as session:
+        store = make_store(session)
+        plan_winback(session, store, customers(session, store, 1))
+        html = (TEMPLATES_DIR / "winback" / "tier1.html").read_text().replace("It's been a little while", "Long time no see")
+        text = (TEMPLATES_DIR / "winback" / "tier1.txt").read_text()
+        save_version(session, store_id=store.id, name="winback/tier1", html=html, text=text, subject=None, user_id=None, now=NOW)
+    tick(database, SMTPTransport(smtp_sink.url), settings, NOW)
+    html_sent = smtp_sink.messages[0].message.get_body(preferencelist=("html",)).get_content()
+    assert "Long time no see" in html_sent and "It's been a little while" not in html_sent

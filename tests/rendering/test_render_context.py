@@ -181,7 +181,9 @@ def test_build_context_without_optional_parts() -> None:
         "step",
         "campaign",
         "unsubscribe_url",
+        "reasons",
     }
+    assert context["reasons"] == []
 
 
 @pytest.mark.parametrize(

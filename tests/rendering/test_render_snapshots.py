@@ -20,6 +20,7 @@ DEFAULT_TEMPLATES = [
     "winback/tier1",
     "winback/tier2",
     "winback/tier3",
+    "winback/apology",
     "test",
 ]
 SUBJECT = "{{ contact.first_name or 'Hi' }}, a note from {{ store.name }}"

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
+from mailer.campaigns.tasks import close_task
 from mailer.clock import utcnow
 from mailer.errors import NotFound, ValidationError
 from mailer.ingest.identity import find_contact, normalize_email
@@ -20,6 +21,7 @@ from mailer.models import (
     Cart,
     Contact,
     Event,
+    ManagerTask,
     Message,
     Order,
     Store,
@@ -28,6 +30,7 @@ from mailer.segments.lifecycle import audience_of, days_since, tier_for_days
 from mailer.segments.queries import store_thresholds
 from mailer.tracking.suppressions import is_suppressed, suppress
 from mailer.web.api.auth import secret_key_store
+from mailer.web.api.body import json_object, read_body
 from mailer.web.api.ratelimit import check_rate
 from mailer.web.database import db_session
 
@@ -83,6 +86,7 @@ def contact_profile(session: Session, store: Store, contact: Contact, now: datet
         "days_since_last_order": days,
         "consent": {"status": contact.consent, "source": contact.consent_source, "at": _time(contact.consent_at)},
         "unsubscribed_at": _time(contact.unsubscribed_at),
+        "reason": None if contact.reason is None else {"reason": contact.reason, "at": _time(contact.reason_at)},
         "suppressed": is_suppressed(session, store.id, contact.email),
         "orders_count": contact.orders_count,
         "total_spent": _money(contact.total_spent),
@@ -124,6 +128,17 @@ def contact_profile(session: Session, store: Store, contact: Contact, now: datet
                 "sent_at": _time(message.sent_at),
             }
             for message, campaign_key in messages
+        ],
+        "tasks": [
+            {
+                "id": task.id, "title": task.title, "status": task.status, "warmth": task.warmth,
+                "outcome": task.outcome, "due_at": _time(task.due_at), "repeats": task.repeats,
+                "created_at": _time(task.created_at), "closed_at": _time(task.closed_at),
+            }
+            for task in session.scalars(
+                select(ManagerTask).where(ManagerTask.store_id == store.id, ManagerTask.contact_id == contact.id)
+                .order_by(ManagerTask.created_at.desc())
+            )
         ],
     }
 
@@ -184,6 +199,19 @@ def get_contact(email: str) -> Response:
     check_rate("secret", f"store:{store.id}")
     contact = _contact_or_404(store, email)
     return jsonify(contact_profile(db_session(), store, contact, utcnow()))
+
+
+@bp.post("/tasks/<int:task_id>/close")
+def close_manager_task(task_id: int) -> Response:
+    """`{"outcome": returned|declined|unreachable}` closes one of the store's manager tasks."""
+    store = secret_key_store()
+    check_rate("secret", f"store:{store.id}")
+    data = json_object(read_body(), frozenset({"outcome"}))
+    task = db_session().scalar(select(ManagerTask).where(ManagerTask.id == task_id, ManagerTask.store_id == store.id))
+    if task is None:
+        raise NotFound("no such task")
+    close_task(db_session(), task, str(data.get("outcome")), utcnow())
+    return jsonify({"id": task.id, "status": task.status, "outcome": task.outcome})
 
 
 @bp.delete("/contacts/<path:email>")

@@ -13,9 +13,11 @@ from sqlalchemy import select
 from mailer.models import Store, User
 from mailer.stores import check_password
 from mailer.web.database import db_session
+from mailer.web.ui.blueprint import secure_headers
 
 F = TypeVar("F", bound=Callable[..., Any])
 bp = Blueprint("auth", __name__)
+bp.after_request(secure_headers)
 
 
 def csrf_token() -> str:
@@ -61,11 +63,29 @@ def login_required(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def owner_required(func: F) -> F:
+    """Like login_required, and refuse (403) a logged-in marketer: keys and costs are the owner's."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if g.get("user") is not None and g.user.role != "owner":
+            abort(403, "only the store's owner may do this")
+        return func(*args, **kwargs)
+
+    return login_required(wrapper)  # type: ignore[return-value]
+
+
+def is_owner() -> bool:
+    """True when the logged-in user is the store's owner (templates hide owner-only parts otherwise)."""
+    user = g.get("user")
+    return user is not None and user.role == "owner"
+
+
 def _safe_next(target: str | None) -> str:
     # Only local paths: a login link must never bounce the user to another site.
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
-    return url_for("ui.overview")
+    return url_for("ui.report")
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -1,45 +1,36 @@
-"""Dashboard pages: the overview of what was sent and the outbox of captured emails."""
+"""The outbox: emails captured instead of sent (no SMTP server configured), shown inert."""
 
 from __future__ import annotations
 
 from email import message_from_bytes, policy
 from typing import Any
 
-from flask import Blueprint, abort, g, render_template
+from flask import abort, g, render_template, request
 from sqlalchemy import func, select
 
 from mailer.delivery import get_captured, list_captured
-from mailer.models import Campaign, Link, Message
+from mailer.models import CapturedEmail, Link
 from mailer.tracking.preview import inert_preview
 from mailer.web.database import db_session, settings
 from mailer.web.ui.auth import login_required
+from mailer.web.ui.blueprint import bp
 
-bp = Blueprint("ui", __name__)
-
-
-@bp.get("/")
-@login_required
-def overview() -> str:
-    """Messages by campaign and status for the user's store."""
-    rows = db_session().execute(
-        select(Campaign.name, Message.status, func.count())
-        .join(Message, Message.campaign_id == Campaign.id)
-        .where(Campaign.store_id == g.store.id)
-        .group_by(Campaign.name, Message.status)
-    )
-    by_campaign: dict[str, dict[str, int]] = {}
-    for name, status, n in rows:
-        by_campaign.setdefault(name, {})[status] = n
-    campaigns = db_session().scalars(select(Campaign).where(Campaign.store_id == g.store.id).order_by(Campaign.priority.desc()))
-    return render_template("ui/overview.html", by_campaign=by_campaign, campaigns=list(campaigns))
+PAGE_SIZE = 50
+SHOWN_HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post")
 
 
 @bp.get("/outbox")
 @login_required
 def outbox() -> str:
-    """The emails captured instead of sent (no SMTP server configured)."""
+    """The store's captured emails, newest first."""
+    total = db_session().scalar(
+        select(func.count(CapturedEmail.id)).where(CapturedEmail.store_id == g.store.id)
+    ) or 0
     return render_template(
-        "ui/outbox.html", emails=list_captured(db_session(), g.store.id, limit=100), capturing=settings().captures_email
+        "ui/outbox.html",
+        emails=list_captured(db_session(), g.store.id, limit=PAGE_SIZE),
+        total=total,
+        capturing=settings().captures_email,
     )
 
 
@@ -54,7 +45,8 @@ def _parts(raw: bytes) -> dict[str, Any]:
     html = parsed.get_body(preferencelist=("html",))
     text = parsed.get_body(preferencelist=("plain",))
     return {
-        "headers": [(k, str(v)) for k, v in parsed.items()],
+        "headers": [(k, str(v)) for k, v in parsed.items() if k in SHOWN_HEADERS],
+        # Looking at an email here must never count as an open or a click.
         "html": inert_preview(html.get_content(), settings().secret_key, _stored_link) if html is not None else "",
         "text": text.get_content() if text is not None else "",
     }
@@ -67,4 +59,5 @@ def outbox_email(captured_id: int) -> str:
     email = get_captured(db_session(), g.store.id, captured_id)
     if email is None:
         abort(404)
-    return render_template("ui/outbox_email.html", email=email, **_parts(email.raw))
+    view = "text" if request.args.get("view") == "text" else "html"
+    return render_template("ui/outbox_email.html", email=email, view=view, **_parts(email.raw))
