@@ -11,7 +11,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from mailer import create_app
-from mailer.models import Campaign, CapturedEmail, Store
+from mailer.models import Campaign, CapturedEmail, ManagerTask, Store
 from mailer.stores import create_user
 from mailer.templates_store import save_version
 from mailer.web.ui.campaign_editing import save_campaign, snapshot, validate_definition
@@ -20,7 +20,7 @@ from tests.support.factories import T0, make_contact, make_store
 
 # Route parameters that name a row of one store. A new one must be added here (the test says so):
 # otherwise its URLs would go unchecked.
-ROW_PARAMETERS = ("campaign_id", "contact_id", "captured_id", "revision_id", "version_id")
+ROW_PARAMETERS = ("campaign_id", "contact_id", "captured_id", "revision_id", "version_id", "task_id")
 # Route parameters that are the same for every store: template names. Each store sees its own
 # version under the same name (test_template_names_show_each_store_its_own_version).
 SHARED_PARAMETERS = ("name",)
@@ -52,10 +52,13 @@ def _rows(session, store: Store, email: str, marker: str) -> Rows:
     captured = CapturedEmail(store_id=store.id, sender="a@x.example", recipient=contact.email, subject=marker,
                              raw=b"Subject: x\r\n\r\nhello", created_at=T0)
     session.add(captured)
+    task = ManagerTask(store_id=store.id, contact_id=contact.id, assignee_id=user.id, lapse_at=T0, title=f"Call {marker}",
+                       status="open", warmth="cold", due_at=T0, created_at=T0)
+    session.add(task)
     session.flush()
     return Rows(store, {
         "campaign_id": campaign.id, "contact_id": contact.id, "captured_id": captured.id,
-        "revision_id": revision.id, "version_id": version.id, "name": "cart/step1",
+        "revision_id": revision.id, "version_id": version.id, "name": "cart/step1", "task_id": task.id,
     })
 
 

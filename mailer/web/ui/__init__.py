@@ -19,6 +19,7 @@ def register_dashboard(app: Flask) -> None:
         outbox,
         report,
         store_settings,
+        tasks,
     )
 
     app.before_request(auth.load_user)

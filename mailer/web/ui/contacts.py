@@ -7,7 +7,8 @@ from sqlalchemy import func, or_, select
 from werkzeug.wrappers import Response
 
 from mailer.clock import utcnow
-from mailer.models import Contact
+from mailer.models import Contact, ContactReason, ManagerTask
+from mailer.models.task import TASK_OUTCOMES
 from mailer.segments.lifecycle import audience_of
 from mailer.tracking.suppressions import is_suppressed, suppressed_emails
 from mailer.tracking.unsubscribe import unsubscribe
@@ -68,6 +69,15 @@ def contact(contact_id: int) -> str:
         "ui/contact.html", contact=person, tier=tier, days=days, audience=audience_of(person.orders_count),
         suppressed=is_suppressed(db_session(), g.store.id, person.email),
         history=contact_history(db_session(), g.store, person, now),
+        tasks=db_session().scalars(
+            select(ManagerTask).where(ManagerTask.store_id == g.store.id, ManagerTask.contact_id == person.id)
+            .order_by(ManagerTask.created_at.desc())
+        ).all(),
+        reasons=db_session().scalars(
+            select(ContactReason).where(ContactReason.store_id == g.store.id, ContactReason.contact_id == person.id)
+            .order_by(ContactReason.created_at.desc())
+        ).all(),
+        outcomes=TASK_OUTCOMES,
     )
 
 
