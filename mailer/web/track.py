@@ -10,9 +10,10 @@ from sqlalchemy import select
 
 from mailer.campaigns.reasons import REASON_KEYS, REASONS, record_reason
 from mailer.clock import utcnow
-from mailer.models import Contact, Link, Message, Store, TrackingEvent
-from mailer.tracking.machine import classify_click, classify_open
+from mailer.models import Contact, Link, Message, Store
+from mailer.tracking.machine import classify_click
 from mailer.tracking.tokens import read_token
+from mailer.tracking.touches import record_touch
 from mailer.tracking.unsubscribe import unsubscribe
 from mailer.web.database import db_session, settings
 
@@ -24,19 +25,9 @@ NO_STORE = {"Cache-Control": "no-store, no-cache, must-revalidate, max-age=0", "
 
 
 def _record(message: Message, kind: str, link: Link | None = None) -> None:
-    now = utcnow()
-    agent = request.user_agent.string or ""
-    since_sent = (now - message.sent_at).total_seconds() if message.sent_at else None
-    if kind == "open":
-        verdict = classify_open(agent, request.remote_addr, since_sent)
-    else:
-        verdict = classify_click(agent, since_sent, honeypot=link is not None and link.kind == "honeypot", method=request.method)
-    db_session().add(
-        TrackingEvent(
-            store_id=message.store_id, message_id=message.id, contact_id=message.contact_id, kind=kind,
-            link_id=link.id if link else None, machine=verdict.machine, machine_reason=verdict.reason,
-            user_agent=agent[:500], ip=(request.remote_addr or "")[:64], occurred_at=now,
-        )
+    record_touch(
+        db_session(), message, kind, now=utcnow(), user_agent=request.user_agent.string or "",
+        ip=request.remote_addr, link=link, method=request.method,
     )
 
 
