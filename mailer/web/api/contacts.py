@@ -7,20 +7,18 @@ from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer.campaigns.tasks import close_task
 from mailer.clock import utcnow
 from mailer.errors import NotFound, ValidationError
+from mailer.ingest.erasure import erase_contact
 from mailer.ingest.identity import find_contact, normalize_email
 from mailer.models import (
-    AnonymousId,
     Campaign,
-    CapturedEmail,
     Cart,
     Contact,
-    Event,
     ManagerTask,
     Message,
     Order,
@@ -28,7 +26,7 @@ from mailer.models import (
 )
 from mailer.segments.lifecycle import audience_of, days_since, tier_for_days
 from mailer.segments.queries import store_thresholds
-from mailer.tracking.suppressions import is_suppressed, suppress
+from mailer.tracking.suppressions import is_suppressed
 from mailer.web.api.auth import secret_key_store
 from mailer.web.api.body import json_object, read_body
 from mailer.web.api.ratelimit import check_rate
@@ -143,44 +141,6 @@ def contact_profile(session: Session, store: Store, contact: Contact, now: datet
     }
 
 
-def erase_contact(session: Session, contact: Contact, now: datetime) -> None:
-    """Delete the contact and everything of theirs; only a hashed suppression entry stays.
-
-    The foreign keys cascade from the contact to carts, orders, events, anonymous ids,
-    enrollments, messages, coupons and tracking events; captured emails and the browser's
-    events that never got merged carry no key to the contact, so they go explicitly.
-    """
-    store_id = contact.store_id
-    suppress(session, store_id, contact.email, "erased", now, source="api")
-    anonymous_ids = select(AnonymousId.anonymous_id).where(
-        AnonymousId.store_id == store_id, AnonymousId.contact_id == contact.id
-    )
-    message_ids = select(Message.id).where(Message.contact_id == contact.id)
-    session.execute(
-        delete(CapturedEmail)
-        .where(CapturedEmail.store_id == store_id)
-        .where(or_(CapturedEmail.message_id.in_(message_ids), CapturedEmail.recipient == contact.email))
-        .execution_options(synchronize_session=False)
-    )
-    session.execute(
-        delete(Event)
-        .where(Event.store_id == store_id)
-        .where(or_(
-            Event.contact_id == contact.id,
-            and_(Event.contact_id.is_(None), Event.anonymous_id.in_(anonymous_ids)),
-        ))
-        .execution_options(synchronize_session=False)
-    )
-    session.execute(
-        delete(Cart)
-        .where(Cart.store_id == store_id, Cart.contact_id.is_(None), Cart.anonymous_id.in_(anonymous_ids))
-        .execution_options(synchronize_session=False)
-    )
-    session.execute(delete(Contact).where(Contact.id == contact.id).execution_options(synchronize_session=False))
-    session.expunge(contact)
-    session.flush()
-
-
 def _contact_or_404(store: Store, email: str) -> Contact:
     try:
         normalized: str | None = normalize_email(email) if email.isprintable() else None
@@ -220,5 +180,5 @@ def delete_contact(email: str) -> tuple[str, int]:
     store = secret_key_store()
     check_rate("secret", f"store:{store.id}")
     contact = _contact_or_404(store, email)
-    erase_contact(db_session(), contact, utcnow())
+    erase_contact(db_session(), contact, utcnow(), source="api")
     return "", 204

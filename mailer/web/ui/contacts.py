@@ -7,12 +7,13 @@ from sqlalchemy import func, or_, select
 from werkzeug.wrappers import Response
 
 from mailer.clock import utcnow
+from mailer.ingest.erasure import erase_contact
 from mailer.models import Contact, ContactReason, ManagerTask
 from mailer.models.task import TASK_OUTCOMES
 from mailer.segments.lifecycle import audience_of
 from mailer.tracking.suppressions import is_suppressed, suppressed_emails
 from mailer.tracking.unsubscribe import unsubscribe
-from mailer.web.api.contacts import erase_contact, tier_of
+from mailer.web.api.contacts import tier_of
 from mailer.web.database import db_session
 from mailer.web.ui.auth import login_required
 from mailer.web.ui.blueprint import bp
@@ -108,6 +109,6 @@ def erase_contact_now(contact_id: int) -> Response | tuple[str, int]:
     typed = (request.form.get("confirm") or "").strip().lower()
     if typed != person.email:
         return render_template("ui/contact_erase.html", contact=person, mismatch=True), 422
-    erase_contact(db_session(), person, utcnow())
+    erase_contact(db_session(), person, utcnow(), source="dashboard")
     flash("The contact was erased. Only a one-way hash of the address remains, so it is never emailed again.", "success")
     return redirect(url_for("ui.contacts"))
