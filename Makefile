@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint system-deps clean
+.PHONY: demo test lint system-deps clean bench bench-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ lint: $(VENV)/.installed-test
 
 test: system-deps $(VENV)/.installed-test lint
 	$(BIN)/pytest
+
+bench-deps:
+	bash scripts/bench-deps.sh
+
+# Every benchmark (~17 min); `make bench BENCH_ARGS=--quick` runs in about 2 minutes.
+bench: bench-deps $(VENV)/.installed
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

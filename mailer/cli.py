@@ -202,7 +202,7 @@ def tick(now: datetime | None, as_json: bool) -> None:
     try:
         report = run_tick(
             runtime.database, runtime.transport, runtime.settings, now or utcnow(),
-            dispatch=dispatch, max_claims=max_claims,
+            dispatch=dispatch, max_claims=max_claims, clock=None if now else utcnow,
         )
     finally:
         runtime.transport.close()

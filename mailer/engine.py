@@ -90,7 +90,10 @@ def send_due_inline(
     library = TemplateLibrary()
     while True:
         with database.transaction() as session:
-            claim = claim_due(session, now, limit=settings.send_batch_size, lease_seconds=settings.claim_lease_seconds)
+            # Leases run from the real time of the claim: planning a big wave can take longer
+            # than a lease, and a claim born expired would be sent by nobody.
+            claim_at = clock() if clock is not None else now
+            claim = claim_due(session, claim_at, limit=settings.send_batch_size, lease_seconds=settings.claim_lease_seconds)
         if not claim.message_ids:
             return
         report.claims += 1
@@ -112,7 +115,7 @@ Dispatcher = Callable[[Claim], int]
 
 def send_due_distributed(
     database: Database, settings: Settings, now: datetime, report: TickReport, dispatch: Dispatcher,
-    *, max_claims: int | None = None,
+    *, max_claims: int | None = None, clock: Callable[[], datetime] | None = None,
 ) -> None:
     """Claim due messages and hand each claim to the workers; they send and record.
 
@@ -120,7 +123,8 @@ def send_due_distributed(
     """
     while max_claims is None or report.claims < max_claims:
         with database.transaction() as session:
-            claim = claim_due(session, now, limit=settings.send_batch_size, lease_seconds=settings.claim_lease_seconds)
+            claim_at = clock() if clock is not None else now  # see send_due_inline
+            claim = claim_due(session, claim_at, limit=settings.send_batch_size, lease_seconds=settings.claim_lease_seconds)
         if not claim.message_ids:
             return
         report.claims += 1
@@ -147,7 +151,7 @@ def tick(
     if dispatch is None:
         send_due_inline(database, transport, settings, now, report, clock=clock)
     else:
-        send_due_distributed(database, settings, now, report, dispatch, max_claims=max_claims)
+        send_due_distributed(database, settings, now, report, dispatch, max_claims=max_claims, clock=clock)
     report.digests = send_digests(database, transport, settings, now)
     log.info("tick %s", report.as_dict())
     return report

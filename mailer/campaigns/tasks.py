@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from mailer.errors import ValidationError
 from mailer.models import Contact, ContactReason, ManagerTask, Store, TrackingEvent, User
 from mailer.models.task import TASK_OUTCOMES
-from mailer.segments.queries import lapsed_customers
+from mailer.segments.queries import store_thresholds
 
 # Engagement this recent makes a customer "warm": worth calling again sooner.
 WARM_WITHIN = timedelta(days=30)
@@ -91,11 +91,13 @@ def tasks_stage(session: Session, store: Store, now: datetime) -> dict[str, int]
     threshold = valuable_threshold(session, store)
     if threshold is None:
         return {"tasks_closed_returned": max(returned, 0)}
-    lapsed = lapsed_customers(store, now, "all").subquery()
+    # The lapse conditions written out on Contact itself: joining the lapsed-customers subquery
+    # back to contacts made SQLite and PostgreSQL loop over it once per contact (quadratic).
+    first_cutoff = now - timedelta(days=store_thresholds(store)[0])
     candidates = session.scalars(
         select(Contact)
-        .join(lapsed, lapsed.c.id == Contact.id)
         .where(
+            Contact.store_id == store.id, Contact.orders_count >= 1, Contact.last_order_at <= first_cutoff,
             Contact.total_spent >= threshold, Contact.unsubscribed_at.is_(None),
             ~select(ManagerTask.id).where(ManagerTask.contact_id == Contact.id, ManagerTask.lapse_at == Contact.last_order_at).exists(),
             ~select(ManagerTask.id).where(ManagerTask.contact_id == Contact.id, ManagerTask.status == "open").exists(),

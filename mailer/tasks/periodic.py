@@ -43,7 +43,7 @@ def run_tick(app: MailerCelery) -> dict[str, Any] | None:
     try:
         report = tick(
             resources.database, resources.transport, resources.settings, utcnow(),
-            dispatch=make_dispatcher(app), max_claims=dispatch_budget_for(app),
+            dispatch=make_dispatcher(app), max_claims=dispatch_budget_for(app), clock=utcnow,
         )
         return report.as_dict()
     finally:

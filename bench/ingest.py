@@ -1,0 +1,274 @@
+"""Ingest: POST /api/v1/track, the open pixel and the click redirect under gunicorn, loaded by wrk on loopback."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import resource
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from bench.common import (
+    PYTHON,
+    ROOT,
+    BenchPostgres,
+    bench_env,
+    free_port,
+    stop_process,
+    tree_cpu_seconds,
+    wait_until,
+)
+from bench.data import lapsed, new_store, plan_winback_wave
+from bench.report import Table, rate, ratio
+from mailer.clock import utcnow
+from mailer.db import Database
+
+GUNICORN_WORKERS = 2
+WRK_THREADS = 1
+WRK_CONNECTIONS = 8
+STORES = 200  # the public API allows 50 req/s (burst 200) per key and process: spread the load over many keys
+TRACKED_MESSAGES = 500
+SECRET = "bench-secret-key-0123456789abcdef"
+BASE_URL = "https://mail.bench.example"
+
+
+def gunicorn_missing() -> str | None:
+    """Why the ingest benchmark cannot run (gunicorn or wrk missing), or None."""
+    if importlib.util.find_spec("gunicorn") is None:
+        return "gunicorn is not installed in this Python: `pip install gunicorn` (and add it to pyproject)"
+    if shutil.which("wrk") is None:
+        return "wrk is not installed: run scripts/bench-deps.sh"
+    return None
+
+
+class Gunicorn:
+    """gunicorn with sync workers on a free loopback port, serving `app_spec` (module:callable)."""
+
+    def __init__(self, app_spec: str, env: dict[str, str], logdir: Path) -> None:
+        self.app_spec = app_spec
+        self.env = env
+        self.port = free_port()
+        self.log = logdir / f"gunicorn-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """http://127.0.0.1:PORT"""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, ready_path: str) -> Gunicorn:
+        """Start it and wait until a worker answers GET `ready_path`."""
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [PYTHON, "-m", "gunicorn", "-w", str(GUNICORN_WORKERS), "-b", f"127.0.0.1:{self.port}",
+                 "--backlog", "2048", "--log-level", "warning", self.app_spec],
+                env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        wait_until(lambda: self._answers(ready_path), 60, f"gunicorn serving {self.app_spec}")
+        return self
+
+    def _answers(self, path: str) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited:\n{self.log.read_text(errors='replace')[-3000:]}")
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=2) as answer:
+                return bool(answer.status < 500)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds used by the master and its workers."""
+        return tree_cpu_seconds(self.process.pid) if self.process else 0.0
+
+    def stop(self) -> None:
+        """Stop it."""
+        if self.process is not None:
+            stop_process(self.process)
+            self.process = None
+
+
+@dataclass
+class Load:
+    """What one wrk run measured (only 2xx/3xx answers count as served)."""
+
+    name: str
+    requests: int
+    ok: int
+    limited: int
+    failed: int
+    socket_errors: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    events_per_request: int = 1
+    app_cpu_ms: float = 0.0
+    postgres_cpu_ms: float = 0.0
+    wrk_cpu_s: float = 0.0
+
+    @property
+    def per_second(self) -> float:
+        """Served requests per second."""
+        return self.ok / self.seconds
+
+    @property
+    def events_per_second(self) -> float:
+        """Events per second (requests × batch size)."""
+        return self.per_second * self.events_per_request
+
+
+def wrk(url: str, script: str, env: dict[str, str], seconds: float, max_requests: int) -> dict[str, float]:
+    """Run wrk for at most `seconds` and `max_requests` requests; returns its BENCH_JSON summary and CPU."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(
+        ["wrk", "-t", str(WRK_THREADS), "-c", str(WRK_CONNECTIONS), "-d", f"{seconds:g}s", "--timeout", "5s",
+         "-s", str(ROOT / "bench" / script), url],
+        env={**os.environ, **env, "BENCH_MAX": str(max_requests // WRK_THREADS)},
+        capture_output=True, text=True, check=False,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next((line for line in done.stdout.splitlines() if line.startswith("BENCH_JSON ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    figures = dict(json.loads(line.removeprefix("BENCH_JSON ")))
+    figures["wrk_cpu_s"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return figures
+
+
+def measure(name: str, server: Gunicorn, path: str, script: str, env: dict[str, str], seconds: float,
+            postgres: BenchPostgres | None, batch: int = 1) -> Load:
+    """One bounded wrk run against `server`, with the CPU the server and PostgreSQL used meanwhile."""
+    app_cpu = server.cpu_seconds()
+    pg_cpu = postgres.cpu_seconds() if postgres else 0.0
+    figures = wrk(server.url + path, script, env, seconds, max_requests=int(seconds * 20_000))
+    app_cpu = server.cpu_seconds() - app_cpu
+    pg_cpu = (postgres.cpu_seconds() - pg_cpu) if postgres else 0.0
+    ok = int(figures["ok"]) or 1
+    return Load(
+        name=name, requests=int(figures["requests"]), ok=int(figures["ok"]), limited=int(figures["limited"]),
+        failed=int(figures["failed"]), socket_errors=int(figures["socket_errors"]),
+        seconds=figures["duration_us"] / 1e6, p50_ms=figures["p50_us"] / 1000, p99_ms=figures["p99_us"] / 1000,
+        events_per_request=batch, app_cpu_ms=1000 * app_cpu / ok, postgres_cpu_ms=1000 * pg_cpu / ok,
+        wrk_cpu_s=figures["wrk_cpu_s"],
+    )
+
+
+def tracking_paths(database: Database, workdir: Path) -> tuple[Path, Path]:
+    """Send TRACKED_MESSAGES win-back emails (capture transport) and write their pixel and click paths to files."""
+    from mailer.config import load_settings
+    from mailer.delivery import CaptureTransport
+    from mailer.engine import tick
+    from mailer.models import Link
+    from mailer.tracking.tokens import make_token
+
+    now = utcnow() - timedelta(hours=1)  # sent an hour ago: clicks are not "within 5 s of delivery"
+    store = new_store(database, now)
+    plan_winback_wave(database, store.id, TRACKED_MESSAGES, due=now - timedelta(minutes=1), ordered_at=lapsed(now), batch="tracked")
+    settings = load_settings({"MAILER_ENV": "test", "MAILER_INSTANCE_DIR": str(workdir / "instance")},
+                             database_url=_url(database), secret_key=SECRET, base_url=BASE_URL)
+    tick(database, CaptureTransport(database), settings, now)
+    with database.transaction() as session:
+        links = session.execute(
+            select(Link.message_id, func.min(Link.position)).where(Link.store_id == store.id, Link.kind == "content")
+            .group_by(Link.message_id)
+        ).all()
+    if not links:
+        raise RuntimeError("the tracked emails have no links")
+    opens, clicks = workdir / "open-paths.txt", workdir / "click-paths.txt"
+    opens.write_text("".join(f"/t/o/{make_token(SECRET, 'open', m)}\n" for m, _p in links))
+    clicks.write_text("".join(f"/t/c/{make_token(SECRET, 'click', m, p)}\n" for m, p in links))
+    return opens, clicks
+
+
+def _url(database: Database) -> str:
+    return database.engine.url.render_as_string(hide_password=False)  # type: ignore[union-attr]
+
+
+def _events(database: Database) -> int:
+    from mailer.models import Event
+
+    with database.transaction() as session:
+        return int(session.scalar(select(func.count()).select_from(Event)) or 0)
+
+
+def run(quick: bool, workdir: Path, postgres: BenchPostgres) -> Table:
+    """Every ingest figure: the mailer app and the bare ceiling on the same gunicorn, same wrk load."""
+    seconds = 5.0 if quick else 15.0
+    table = Table(
+        title=f"Ingest: gunicorn ({GUNICORN_WORKERS} sync workers) on PostgreSQL, wrk {WRK_CONNECTIONS} connections, "
+              f"{seconds:g} s per run",
+        headers=["endpoint", "req/s", "events/s", "p50", "p99", "of ceiling", "CPU ms/req (app / PG)", "non-2xx"],
+    )
+    missing = gunicorn_missing()
+    if missing:
+        table.notes.append(f"skipped: {missing}")
+        return table
+
+    url = postgres.new_database("ingest")
+    database = Database.from_url(url)
+    now = utcnow()
+    keys = [new_store(database, now) for _ in range(STORES)]
+    keys_file = workdir / "keys.txt"
+    keys_file.write_text("".join(f"{k.public_key} {k.domain}\n" for k in keys))
+    opens, clicks = tracking_paths(database, workdir)
+    tag = now.strftime("%H%M%S")
+
+    def post_env(batch: int, label: str) -> dict[str, str]:
+        return {"BENCH_KEYS": str(keys_file), "BENCH_BATCH": str(batch), "BENCH_TAG": f"{tag}{label}"}
+
+    loads: dict[str, Load] = {}
+    bare = Gunicorn("bench.bare_wsgi:app", bench_env(), workdir).start("/")
+    try:
+        loads["ceiling 1"] = measure("ceiling: bare WSGI, JSON parse, batch of 1", bare, "/", "wrk_track.lua",
+                                     post_env(1, "c1"), seconds, None)
+        loads["ceiling 10"] = measure("ceiling: bare WSGI, JSON parse, batch of 10", bare, "/", "wrk_track.lua",
+                                      post_env(10, "c10"), seconds, None, batch=10)
+        loads["ceiling get"] = measure("ceiling: bare WSGI, GET pixel", bare, "/", "wrk_get.lua",
+                                       {"BENCH_PATHS": str(opens)}, seconds, None)
+    finally:
+        bare.stop()
+
+    env = bench_env(MAILER_ENV="production", MAILER_DATABASE_URL=url, MAILER_SECRET_KEY=SECRET,
+                    MAILER_BASE_URL=BASE_URL, MAILER_INSTANCE_DIR=str(workdir / "instance"))
+    server = Gunicorn("wsgi:app", env, workdir).start("/healthz")
+    events_before = _events(database)
+    try:
+        wrk(server.url + "/api/v1/track", "wrk_track.lua", post_env(1, "warm"), 1, 2_000)  # warm both workers
+        events_before = _events(database)
+        loads["track 1"] = measure("POST /api/v1/track, batch of 1", server, "/api/v1/track", "wrk_track.lua",
+                                   post_env(1, "t1"), seconds, postgres)
+        loads["track 10"] = measure("POST /api/v1/track, batch of 10", server, "/api/v1/track", "wrk_track.lua",
+                                    post_env(10, "t10"), seconds, postgres, batch=10)
+        stored = _events(database) - events_before
+        loads["open"] = measure("GET /t/o/<token> (open pixel)", server, "/", "wrk_get.lua",
+                                {"BENCH_PATHS": str(opens)}, seconds, postgres)
+        loads["click"] = measure("GET /t/c/<token> (click redirect)", server, "/", "wrk_get.lua",
+                                 {"BENCH_PATHS": str(clicks)}, seconds, postgres)
+    finally:
+        server.stop()
+        database.dispose()
+
+    ceilings = {"ceiling 1": "ceiling 1", "ceiling 10": "ceiling 10", "ceiling get": "ceiling get",
+                "track 1": "ceiling 1", "track 10": "ceiling 10", "open": "ceiling get", "click": "ceiling get"}
+    for key, load in loads.items():
+        ceiling = loads[ceilings[key]]
+        cpu = f"{load.app_cpu_ms:.2f} / {load.postgres_cpu_ms:.2f}" if not key.startswith("ceiling") else "-"
+        table.add(load.name, rate(load.per_second), rate(load.events_per_second), f"{load.p50_ms:.1f} ms",
+                  f"{load.p99_ms:.1f} ms", ratio(load.per_second, ceiling.per_second), cpu,
+                  load.limited + load.failed + load.socket_errors)
+    expected = loads["track 1"].ok * 1 + loads["track 10"].ok * 10
+    table.notes.append(f"events stored by the two track runs: {stored:,} (202 answers × batch = {expected:,})")
+    table.notes.append(f"load: wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} on the same 2 cores (it used "
+                       f"{sum(x.wrk_cpu_s for x in loads.values()) / sum(x.seconds for x in loads.values()):.0%} "
+                       "of a core); events are a snippet mix per visitor: identify, 2 cart_updated, 7 product_viewed")
+    table.notes.append(f"{STORES} stores' public keys in turn: the per-key limit (50/s, burst 200) is never reached")
+    table.data = {"loads": {key: dict(load.__dict__, per_second=load.per_second, events_per_second=load.events_per_second)
+                            for key, load in loads.items()}, "stored_events": stored, "expected_events": expected}
+    return table
