@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from mailer.db import is_postgresql
@@ -58,7 +58,3 @@ def claim_due(session: Session, now: datetime, *, limit: int, lease_seconds: int
     ids = tuple(sorted(session.execute(statement).scalars().all()))
     return Claim(token=token, message_ids=ids, lease_until=lease_until)
 
-
-def count_due(session: Session, now: datetime) -> int:
-    """How many rows a claim at `now` could take (for the tick summary and health)."""
-    return int(session.scalar(select(func.count()).select_from(Message).where(_claimable(now))) or 0)
