@@ -150,6 +150,9 @@ def mailer_server(committed_database: Database, settings: Settings) -> Iterator[
         store_id, public_key = store.id, store.public_key
     recorder = TrackRecorder(create_app(settings, committed_database))
     server = make_server("127.0.0.1", 0, recorder, threaded=True)
+    # server_close() then waits for requests still running (a beacon sent as the page closes), so
+    # none is left holding a database connection when the test's database is disposed.
+    server.daemon_threads = False
     thread = threading.Thread(target=server.serve_forever, name="mailer-app", daemon=True)
     thread.start()
     yield MailerServer(f"http://127.0.0.1:{server.server_port}", public_key, store_id, committed_database, recorder)
