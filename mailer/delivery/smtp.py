@@ -8,7 +8,6 @@ import re
 import smtplib
 import ssl
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -23,6 +22,10 @@ HARD_BOUNCE_CODES = frozenset({550, 551, 553})
 
 _ADDRESS = re.compile(r"[^\s<>]+@[^\s<>]+")
 _BARE_LINE_END = re.compile(rb"\r\n|\r|\n")
+_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
+# The envelope commands of one message, and the replies that let it go on.
+_STAGES = ("MAIL FROM", "RCPT TO", "DATA")
+_WANTED: tuple[tuple[int, ...], ...] = ((250,), (250, 251), (354,))
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
@@ -88,6 +91,7 @@ class _Connection:
     smtp: smtplib.SMTP
     pid: int
     thread: threading.Thread
+    pipelining: bool = False  # the server advertised PIPELINING (RFC 2920)
     sends: int = 0
 
 
@@ -161,7 +165,8 @@ class SMTPTransport:
             if connection.pid == os.getpid() and connection.smtp.sock is not None:
                 return connection
             self._discard(connection)
-        connection = _Connection(self._connect(), os.getpid(), threading.current_thread())
+        smtp = self._connect()
+        connection = _Connection(smtp, os.getpid(), threading.current_thread(), smtp.has_extn("pipelining"))
         self._local.connection = connection
         with self._lock:
             # Worker pools replace threads; the sessions of ended ones would otherwise stay open.
@@ -224,47 +229,68 @@ class SMTPTransport:
         smtp = connection.smtp
         reused = connection.sends > 0
         connection.sends += 1
-        options: tuple[str, ...] = ()
-        if not (envelope.sender.isascii() and envelope.recipient.isascii()):
-            if not smtp.has_extn("smtputf8"):
-                raise PermanentDeliveryError(
-                    f"{self._where} does not accept non-ASCII addresses (no SMTPUTF8)",
-                    hard_bounce=False,
-                )
-            options = ("SMTPUTF8",)
-
+        utf8 = not (envelope.sender.isascii() and envelope.recipient.isascii())
+        if utf8 and not smtp.has_extn("smtputf8"):
+            raise PermanentDeliveryError(
+                f"{self._where} does not accept non-ASCII addresses (no SMTPUTF8)",
+                hard_bounce=False,
+            )
+        # The addresses were checked (_check_address: no spaces, CR, LF or angle brackets), so
+        # the commands are written directly rather than through smtplib's address parsing.
+        encoding = "utf-8" if utf8 else "ascii"
+        commands = (
+            f"MAIL FROM:<{envelope.sender}>{' SMTPUTF8' if utf8 else ''}\r\n".encode(encoding),
+            f"RCPT TO:<{envelope.recipient}>\r\n".encode(encoding),
+            b"DATA\r\n",
+        )
+        replies: list[tuple[int, bytes]] = []
         try:
-            code, reply = smtp.mail(envelope.sender, options)
+            self._envelope(connection, commands, replies)
         except smtplib.SMTPServerDisconnected as exc:
-            if reused and not isinstance(exc.__context__, TimeoutError):
+            if reused and not replies and not isinstance(exc.__context__, TimeoutError):
                 raise _IdleDrop(str(exc)) from exc
             raise self._lost(connection, exc) from exc
         except (smtplib.SMTPException, OSError) as exc:
             raise self._lost(connection, exc) from exc
+        code, reply = replies[0]
         if code == 421 and reused:
             raise _IdleDrop(f"421 {reply.decode('utf-8', 'replace')}")
-        if code != 250:
-            raise self._refused(connection, "MAIL FROM", code, reply)
-
-        code, reply = self._command(connection, smtp.rcpt, envelope.recipient)
-        if code not in (250, 251):
-            raise self._refused(connection, "RCPT TO", code, reply)
+        for stage, wanted, (code, reply) in zip(_STAGES, _WANTED, replies, strict=False):
+            if code not in wanted:
+                # A server that said 354 despite refusing the envelope now waits for content:
+                # dropping the session (not even a final dot) is the only way to send nothing.
+                raise self._refused(connection, stage, code, reply, reusable=replies[-1][0] != 354)
         # A timeout or drop after the data went out is the one case where the server may have
         # kept the message: it is reported as transient and may be sent again (DESIGN §6).
-        code, reply = self._command(connection, smtp.data, data)
+        try:
+            smtp.send(_dot_stuffed(data) + b".\r\n")
+            code, reply = smtp.getreply()
+        except (smtplib.SMTPException, OSError) as exc:
+            raise self._lost(connection, exc) from exc
         if code != 250:
             raise self._refused(connection, "DATA", code, reply)
 
-    def _command(
-        self, connection: _Connection, command: Callable[..., tuple[int, bytes]], *args: object
-    ) -> tuple[int, bytes]:
-        """Run one smtplib command; a broken connection becomes a TransientDeliveryError."""
-        try:
-            return command(*args)
-        except smtplib.SMTPDataError as exc:  # DATA refused before any content went out
-            return exc.smtp_code, exc.smtp_error
-        except (smtplib.SMTPException, OSError) as exc:
-            raise self._lost(connection, exc) from exc
+    @staticmethod
+    def _envelope(connection: _Connection, commands: tuple[bytes, ...], replies: list[tuple[int, bytes]]) -> None:
+        """Send MAIL, RCPT and DATA, appending each reply to `replies`, up to the first refusal.
+
+        With PIPELINING (RFC 2920) the three go in one write and all three replies are read
+        (after a refused MAIL the others are refused too); without it, one at a time. A 421
+        ends the reading: the server closes the session after it.
+        """
+        smtp = connection.smtp
+        if connection.pipelining:
+            smtp.send(b"".join(commands))
+            for _command in commands:
+                replies.append(smtp.getreply())
+                if replies[-1][0] == 421:
+                    return
+            return
+        for command, wanted in zip(commands, _WANTED, strict=True):
+            smtp.send(command)
+            replies.append(smtp.getreply())
+            if replies[-1][0] not in wanted:
+                return
 
     def _lost(self, connection: _Connection, exc: BaseException) -> TransientDeliveryError:
         self._discard(connection)
@@ -275,7 +301,7 @@ class SMTPTransport:
         return TransientDeliveryError(f"SMTP connection to {self._where} failed: {exc}")
 
     def _refused(
-        self, connection: _Connection, stage: str, code: int, reply: bytes
+        self, connection: _Connection, stage: str, code: int, reply: bytes, *, reusable: bool = True
     ) -> DeliveryError:
         """Map a refusal to an error, leaving the connection ready for the next message."""
         text = f"{stage} refused by {self._where}: {code} {reply.decode('utf-8', 'replace')}"
@@ -283,7 +309,10 @@ class SMTPTransport:
             # 421: the server is closing this session; anything else here is a protocol mix-up.
             self._discard(connection)
             return TransientDeliveryError(text, code=code if code > 0 else None)
-        self._reset(connection)
+        if reusable:
+            self._reset(connection)
+        else:
+            self._discard(connection)
         if code < 500:
             return TransientDeliveryError(text, code=code)
         return PermanentDeliveryError(
@@ -312,6 +341,16 @@ def _with_crlf(data: bytes) -> bytes:
     if data.count(b"\n") == crlf and data.count(b"\r") == crlf:
         return data
     return _BARE_LINE_END.sub(b"\r\n", data)
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """DATA content (CRLF already) as it goes on the wire: lines starting with "." get another
+    (RFC 5321 §4.5.2), and it ends with CRLF, ready for the final ".\r\n"."""
+    if data.startswith(b".") or b"\n." in data:
+        data = _LEADING_DOT.sub(b"..", data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data
 
 
 def _quit(connection: _Connection) -> None:

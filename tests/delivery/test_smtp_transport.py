@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -45,6 +47,13 @@ def mime(recipient: str, n: int = 0) -> bytes:
 
 def envelope(recipient: str) -> Envelope:
     return Envelope(sender=SENDER, recipient=recipient)
+
+
+@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelining"])
+def smtp_sink(request: pytest.FixtureRequest) -> Iterator[SMTPSink]:
+    """The loopback server, once without PIPELINING and once advertising it: both paths run every test."""
+    with SMTPSink(pipelining=request.param) as sink:
+        yield sink
 
 
 @pytest.fixture
@@ -356,3 +365,99 @@ def test_invalid_recipient_is_a_permanent_hard_bounce(make_transport, recipient:
     with pytest.raises(PermanentDeliveryError) as caught:
         make_transport().send(envelope(recipient), b"Subject: x\r\n\r\nx\r\n")
     assert caught.value.hard_bounce is True
+
+
+# --- pipelining (RFC 2920) -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("offered", [True, False])
+def test_the_envelope_is_pipelined_only_when_the_server_offers_it(make_transport, offered: bool) -> None:
+    with SMTPSink(pipelining=offered) as sink:
+        transport = make_transport(sink.url)
+        for n in range(3):
+            transport.send(envelope(f"p{n}@customer.example"), mime(f"p{n}@customer.example", n))
+        assert [m.rcpt_tos for m in sink.wait_for(3)] == [[f"p{n}@customer.example"] for n in range(3)]
+        # MAIL and RCPT of each message arrived with the next command already behind them.
+        assert sink.pipelined_commands == (6 if offered else 0)
+        transport.close()
+
+
+def test_a_pipelined_refusal_is_answered_in_order_and_the_session_goes_on(make_transport) -> None:
+    with SMTPSink(pipelining=True) as sink:
+        transport = make_transport(sink.url)
+        sink.fail_next(1, code=451, text="4.3.2 not now", command="MAIL")
+        sink.fail_rcpt["gone@customer.example"] = (550, "5.1.1 no such user")
+        with pytest.raises(TransientDeliveryError) as mail_refused:
+            transport.send(envelope("a@customer.example"), mime("a@customer.example"))
+        with pytest.raises(PermanentDeliveryError) as rcpt_refused:
+            transport.send(envelope("gone@customer.example"), mime("gone@customer.example"))
+        transport.send(envelope("b@customer.example"), mime("b@customer.example"))
+        assert (mail_refused.value.code, rcpt_refused.value.code, rcpt_refused.value.hard_bounce) == (451, 550, True)
+        assert [m.rcpt_tos for m in sink.wait_for(1)] == [["b@customer.example"]]
+        assert sink.connection_count == 1
+        transport.close()
+
+
+def test_a_server_that_wants_content_after_refusing_the_recipient_gets_none(make_transport) -> None:
+    """A broken server answers DATA with 354 although RCPT failed: the session is dropped unsent."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    after_354: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, conn.makefile("rb") as lines:
+            conn.sendall(b"220 broken.test ESMTP\r\n")
+            lines.readline()  # EHLO
+            conn.sendall(b"250-broken.test\r\n250 PIPELINING\r\n")
+            for reply in (b"250 ok\r\n", b"550 5.1.1 no such user\r\n", b"354 go ahead\r\n"):
+                lines.readline()
+                conn.sendall(reply)
+            after_354.append(lines.read())  # until the client closes
+
+    server = threading.Thread(target=serve)
+    server.start()
+    try:
+        transport = make_transport(f"smtp://127.0.0.1:{port}")
+        with pytest.raises(PermanentDeliveryError) as caught:
+            transport.send(envelope("gone@customer.example"), mime("gone@customer.example"))
+        assert (caught.value.code, caught.value.hard_bounce) == (550, True)
+    finally:
+        server.join(timeout=5)
+        listener.close()
+    assert after_354 == [b""]  # not a byte of the message, not even the final dot
+
+
+SMTP_SINK = "/usr/sbin/smtp-sink"
+
+
+@pytest.mark.skipif(not os.access(SMTP_SINK, os.X_OK), reason="Postfix smtp-sink is not installed")
+def test_pipelined_delivery_to_postfix_smtp_sink(make_transport, tmp_path) -> None:
+    """Postfix's smtp-sink offers PIPELINING: many messages, dot-stuffed bodies, all counted in."""
+    port = free_port()
+    argv = [SMTP_SINK, "-c"] + (["-u", "postfix"] if os.geteuid() == 0 else []) + [f"127.0.0.1:{port}", "100"]
+    log = tmp_path / "smtp-sink.log"
+    with open(log, "wb") as out:
+        sink = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: _accepts(port))
+        transport = make_transport(f"smtp://127.0.0.1:{port}")
+        for n in range(30):
+            transport.send(envelope(f"s{n}@customer.example"), mime(f"s{n}@customer.example", n))
+        assert transport._local.connection.pipelining  # noqa: SLF001 - the path under test
+        transport.close()
+        wait_until(lambda: b"mesg=30" in log.read_bytes())
+    finally:
+        sink.terminate()
+        sink.wait(timeout=5)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0

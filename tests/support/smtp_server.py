@@ -35,9 +35,15 @@ class SMTPSink:
       sink.fail_next(2, code=451, command="DATA")           the next 2 DATA (or MAIL) answer 451
       sink.delay_seconds = 2.0                              every EHLO/MAIL/RCPT/DATA waits first
       sink.disconnect_all()                                 drop every open connection, server side
+
+    `pipelining=True` advertises PIPELINING (RFC 2920); aiosmtpd reads commands one line at a
+    time, so pipelined ones are simply answered in order. `pipelined_commands` counts the MAIL
+    and RCPT commands that arrived with the next command already waiting behind them.
     """
 
-    def __init__(self, *, auth: tuple[str, str] | None = None) -> None:
+    def __init__(self, *, auth: tuple[str, str] | None = None, pipelining: bool = False) -> None:
+        self.pipelining = pipelining
+        self.pipelined_commands = 0
         self.fail_rcpt: dict[str, tuple[int, str]] = {}
         self.delay_seconds: float = 0.0
         self.auth = auth
@@ -181,6 +187,13 @@ class SMTPSink:
         with self._lock:
             self._quits += 1
 
+    def _note_pipelined(self, server: SMTP) -> None:
+        # aiosmtpd keeps what it read ahead in its StreamReader: bytes there are the next command.
+        reader = getattr(server, "_reader", None)
+        if reader is not None and len(getattr(reader, "_buffer", b"")) > 0:
+            with self._lock:
+                self.pipelined_commands += 1
+
     def _take_failure(self, command: str) -> str | None:
         with self._lock:
             queue = self._failures[command]
@@ -254,6 +267,8 @@ class _Handler:
         await self._hang()
         self.sink._greeted()
         session.host_name = hostname
+        if self.sink.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
         return responses
 
     async def handle_HELO(
@@ -276,6 +291,7 @@ class _Handler:
         address: str,
         mail_options: list[str],
     ) -> str:
+        self.sink._note_pipelined(server)
         await self._hang()
         failure = self.sink._take_failure("MAIL")
         if failure:
@@ -292,6 +308,7 @@ class _Handler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
+        self.sink._note_pipelined(server)
         await self._hang()
         failure = self.sink._rcpt_failure(address)
         if failure:
