@@ -26,6 +26,10 @@ _PLAIN_TEXT = re.compile(r"(?!.*=\?)[!-~]+(?: [!-~]+)*", re.ASCII)
 # atext (RFC 5322 §3.2.3) and single spaces: a display name that needs no quoting.
 _ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?: [A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*")
 _FROM_LINE = re.compile(rb"^From ", re.MULTILINE)
+# Bytes a 7bit body may hold as they are: tab, LF (sent as CRLF) and printable ASCII.
+_PLAIN_BYTES = bytes([9, 10, *range(0x20, 0x7F)])
+# A 7bit line must stay under 998 characters (RFC 5322 §2.1.1); this leaves room to spare.
+_MAX_7BIT_LINE = 990
 
 # Headers build_mime writes itself; an extra header with one of these names would duplicate them.
 _RESERVED_HEADERS = frozenset(
@@ -63,19 +67,21 @@ class OutgoingEmail:
 
 
 def build_mime(email: OutgoingEmail, date: datetime) -> bytes:
-    """Serialize `email` as multipart/alternative (text, then HTML), quoted-printable, CRLF.
+    """Serialize `email` as multipart/alternative (text, then HTML) with CRLF line ends.
 
-    CR and LF in the subject and extra header values become spaces, so no input can start a
-    header of its own; display names also have their runs of whitespace collapsed to one space
-    and trimmed, as mail clients show them. Bad addresses, Message-IDs or header names raise
-    ValueError.
+    Each body goes as it is (7bit) when it is plain ASCII with short lines, else quoted-printable
+    (see `_body`). CR and LF in the subject and extra header values become spaces, so no input
+    can start a header of its own; display names also have their runs of whitespace collapsed to
+    one space and trimmed, as mail clients show them. Bad addresses, Message-IDs or header names
+    raise ValueError.
     """
     if date.tzinfo is None:
         raise ValueError("build_mime needs an aware datetime for the Date header")
     if not _MESSAGE_ID.fullmatch(email.message_id):
         raise ValueError(f"invalid Message-ID {email.message_id!r}: expected <local@domain>")
     # "=_" can never occur in quoted-printable text ("=" is always followed by hex digits or a
-    # line break), so this boundary cannot collide with a body whatever the randomness.
+    # line break), and a 7bit body holding the boundary is sent quoted-printable instead, so
+    # the boundary cannot collide with a body whatever the randomness.
     boundary = "=_" + os.urandom(12).hex()
     lines = [
         _address_header("From", email.sender_name, email.sender),
@@ -96,22 +102,52 @@ def build_mime(email: OutgoingEmail, date: datetime) -> bytes:
     lines.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
     delimiter = b"\r\n--" + boundary.encode("ascii")
-    part_head = b"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+    text_encoding, text = _body(email.text, delimiter)
+    html_encoding, html = _body(email.html, delimiter)
     return b"".join(
         (
             head,
             delimiter[2:],
-            b"\r\nContent-Type: text/plain; charset=utf-8",
-            part_head,
-            _quoted_printable(email.text),
+            b"\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: ",
+            text_encoding,
+            b"\r\n\r\n",
+            text,
             delimiter,
-            b"\r\nContent-Type: text/html; charset=utf-8",
-            part_head,
-            _quoted_printable(email.html),
+            b"\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: ",
+            html_encoding,
+            b"\r\n\r\n",
+            html,
             delimiter,
             b"--\r\n",
         )
     )
+
+
+def _body(body: str, delimiter: bytes) -> tuple[bytes, bytes]:
+    """The Content-Transfer-Encoding and CRLF bytes of one body: 7bit when it is safe as it is.
+
+    7bit (RFC 2045 §2.7) needs ASCII, no control characters but tab, lines under 998; we also
+    keep quoted-printable for what it protects that 7bit would not: trailing whitespace (some
+    relays strip it), "From " at a line start (mbox relays turn it into ">From "), a line
+    starting with "." (left to SMTP dot-stuffing otherwise) and the boundary's delimiter. Encoding the typical HTML body as quoted-printable costs twice as much
+    and makes it a third bigger ("=" in every attribute becomes "=3D").
+    """
+    if body.isascii():
+        text = _LINE_BREAK.sub("\n", body) if "\r" in body else body
+        raw = text.encode("ascii")
+        if not (
+            raw.translate(None, _PLAIN_BYTES)
+            or b" \n" in raw
+            or b"\t\n" in raw
+            or raw.endswith((b" ", b"\t"))
+            or raw.startswith((b"From ", b"."))
+            or b"\nFrom " in raw
+            or b"\n." in raw
+            or delimiter[2:] in raw
+            or max(map(len, raw.split(b"\n"))) > _MAX_7BIT_LINE
+        ):
+            return b"7bit", raw.replace(b"\n", b"\r\n")
+    return b"quoted-printable", _quoted_printable(body)
 
 
 def _quoted_printable(body: str) -> bytes:

@@ -24,18 +24,42 @@ _SCALARS = (str, int, bool, Decimal, type(None), float, date, datetime)
 
 def check_context(value: Any, path: str = "context") -> None:
     """Raise TypeError unless `value` is plain data all the way down (see the module docstring)."""
+    if not _plain(value):
+        _explain(value, path)
+
+
+def _plain(value: Any) -> bool:
+    # The fast check, run for every email: no paths are built unless something is wrong.
     kind = type(value)
     if kind in _SCALARS:  # exact types: a Markup (str subclass) would skip escaping
+        return True
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not _plain(item):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        for item in value:
+            if not _plain(item):
+                return False
+        return True
+    return False
+
+
+def _explain(value: Any, path: str) -> None:
+    """Raise the TypeError naming where in `value` the first non-plain item is."""
+    kind = type(value)
+    if kind in _SCALARS:
         return
     if kind is dict:
         for key, item in value.items():
             if type(key) is not str:
                 raise TypeError(f"{path} has a non-string key {key!r}")
-            check_context(item, f"{path}[{key!r}]")
+            _explain(item, f"{path}[{key!r}]")
         return
     if kind in (list, tuple):
         for index, item in enumerate(value):
-            check_context(item, f"{path}[{index}]")
+            _explain(item, f"{path}[{index}]")
         return
     raise TypeError(f"{path} is a {kind.__name__}; templates only get plain data")
 
@@ -204,7 +228,7 @@ def build_context(
         # Win-back emails ask why the customer left: [{key, label, url}], one link per answer.
         "reasons": list(reasons or []),
     }
-    check_context(context)
+    # Not checked here: render_email checks every context it is given, this one included.
     return context
 
 

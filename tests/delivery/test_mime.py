@@ -45,9 +45,8 @@ def bodies(message: EmailMessage) -> tuple[str, str]:
     assert text.get_content_type() == "text/plain"
     assert html.get_content_type() == "text/html"
     assert text.get_content_charset() == html.get_content_charset() == "utf-8"
-    assert (
-        text["Content-Transfer-Encoding"] == html["Content-Transfer-Encoding"] == "quoted-printable"
-    )
+    assert text["Content-Transfer-Encoding"] in ("7bit", "quoted-printable")
+    assert html["Content-Transfer-Encoding"] in ("7bit", "quoted-printable")
     return text.get_content().replace("\r\n", "\n"), html.get_content().replace("\r\n", "\n")
 
 
@@ -162,6 +161,48 @@ def test_long_lines_and_mbox_and_smtp_traps_in_bodies() -> None:
     assert b"\r\nFrom " not in data
     assert b"\r\n.\r\n" not in data  # a lone dot would end the SMTP DATA phase early
     assert_round_trip(make_email(text=text, html=html))
+
+
+def encodings(data: bytes) -> tuple[str, str]:
+    text, html = parse(data).iter_parts()
+    return text["Content-Transfer-Encoding"], html["Content-Transfer-Encoding"]
+
+
+def test_plain_ascii_bodies_go_as_they_are() -> None:
+    html = '<p style="color:#333">Hello <a href="https://x.example/?a=1&amp;b=2">there</a></p>\n' * 40
+    data = build_mime(make_email(text="Hello,\n\tsee you = soon\n", html=html), DATE)
+    assert encodings(data) == ("7bit", "7bit")
+    assert html.replace("\n", "\r\n").encode() in data
+    assert_round_trip(make_email(text="Hello,\n\tsee you = soon\n", html=html))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Grüße\n",  # not ASCII
+        "x" * 991 + "\n",  # a line too long for 7bit
+        "trailing space \nnext\n",
+        "trailing tab\t",
+        "From the shop\n",
+        "hi\nFrom the shop\n",
+        ".\n",
+        "a\n.leading dot\n",
+        "bell \x07 and NUL \x00\n",
+    ],
+)
+def test_bodies_7bit_cannot_carry_safely_are_quoted_printable(body: str) -> None:
+    data = build_mime(make_email(text=body, html="<p>plain</p>"), DATE)
+    assert encodings(data) == ("quoted-printable", "7bit")
+    assert_round_trip(make_email(text=body, html="<p>plain</p>"))
+
+
+def test_a_7bit_body_holding_the_boundary_is_quoted_printable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("mailer.delivery.mime.os.urandom", lambda n: bytes(n))
+    boundary = "=_" + bytes(12).hex()
+    body = f"see\n--{boundary}\n"
+    data = build_mime(make_email(text=body), DATE)
+    assert encodings(data)[0] == "quoted-printable"
+    assert_round_trip(make_email(text=body))
 
 
 def test_bare_cr_and_crlf_in_bodies_become_crlf_on_the_wire() -> None:
