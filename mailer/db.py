@@ -98,7 +98,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", lambda dbapi_conn, _rec: setattr(dbapi_conn, "isolation_level", None))
         event.listen(engine, "begin", _begin_immediate)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No ping before each checkout: it cost a round trip on every request and task. After a
+    # PostgreSQL restart each stale pooled connection fails one transaction instead (SQLAlchemy
+    # then drops the pool), which callers already retry: the snippet resends, tasks are re-run.
+    kwargs.setdefault("pool_pre_ping", False)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     return create_engine(url, **kwargs)

@@ -68,11 +68,6 @@ def store_by_secret_key(session: Session, secret_key: str) -> Store | None:
     return session.scalar(select(Store).where(Store.secret_key_hash == hash_secret(secret_key)))
 
 
-def store_by_public_key(session: Session, public_key: str) -> Store | None:
-    """The store whose public (snippet) key this is, else None."""
-    return session.scalar(select(Store).where(Store.public_key == public_key))
-
-
 # --- users ---------------------------------------------------------------------------------------
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -21,11 +22,12 @@ from mailer.ingest.schema import (
     CartUpdated,
     CheckoutStarted,
     OrderPlaced,
+    ProductViewed,
     Traits,
     ValidEvent,
     validate_event,
 )
-from mailer.models import AnonymousId, Cart, CartItem, Contact, Event, Order, Store
+from mailer.models import AnonymousId, Cart, CartItem, Contact, Event, Order
 from mailer.rendering.coupons import redeem_coupon
 from mailer.reports.attribution import attribute_order
 
@@ -35,6 +37,17 @@ log = logging.getLogger(__name__)
 # enrollments the order ends). Registered at start-up by the parts that care; the ingest code
 # does not import them, so ingestion never depends on the campaign engine.
 ORDER_HOOKS: list[Callable[[Session, Order, datetime], object]] = [on_order, attribute_order]
+
+
+class IngestingStore(Protocol):
+    """What applying events needs of a store: a Store row, or the snippet endpoint's cached snapshot."""
+
+    @property
+    def id(self) -> int: ...  # noqa: D102
+    @property
+    def domain(self) -> str: ...  # noqa: D102
+    @property
+    def currency(self) -> str: ...  # noqa: D102
 
 
 @dataclass
@@ -51,21 +64,39 @@ class IngestResult:
 
 
 def ingest_batch(
-    session: Session, store: Store, raw_events: Sequence[object], *, now: datetime, public: bool,
-    source: str | None = None,
+    session: Session, store: IngestingStore, raw_events: Sequence[object], *, now: datetime, public: bool,
+    source: str | None = None, own_transaction: bool = False,
 ) -> IngestResult:
-    """Validate and apply each event in its own savepoint, so one bad event never loses its neighbours.
+    """Validate every event, then store and apply the valid ones; one bad event never loses its neighbours.
 
-    `public` is the snippet's endpoint (stricter timestamps, links on the store's domain);
-    `source` names where orders came from (default: `snippet` or `api`).
+    Views of a product by a browser (no email, nothing to update but the event itself) are
+    stored together in one statement after the others, which have effects and are applied one
+    by one in order, each in its own savepoint unless it is alone in a transaction that holds
+    nothing else (`own_transaction`, a request's): then a failure rolls back. The result is
+    the same as applying all in order: a browser's anonymous events end up with whoever it
+    identified as. `public` is the snippet's endpoint (stricter timestamps, links on the store's
+    domain); `source` names where orders came from (default: `snippet` or `api`).
     """
     result = IngestResult()
     source = source or ("snippet" if public else "api")
     link_domain = store.domain if public else None
+    views: list[tuple[int, ValidEvent]] = []
+    effects: list[tuple[int, ValidEvent]] = []
     for index, raw in enumerate(raw_events):
         try:
             event = validate_event(raw, now=now, public=public, link_domain=link_domain)
-            is_new = _apply_in_savepoint(session, store, event, now, source)
+        except ValidationError as exc:
+            result.rejected.append({"index": index, "error": exc.message})
+            continue
+        if is_plain_view(event):
+            views.append((index, event))
+        else:
+            effects.append((index, event))
+    isolate = not own_transaction or len(effects) + len(views) > 1
+    apply = _apply_isolated if isolate else _apply_alone
+    for index, event in effects:
+        try:
+            is_new = apply(session, store, event, now, source)
         except ValidationError as exc:
             result.rejected.append({"index": index, "error": exc.message})
             continue
@@ -73,10 +104,60 @@ def ingest_batch(
             result.accepted += 1
         else:
             result.duplicates += 1
+    if views:
+        try:
+            with session.begin_nested() if isolate else nullcontext():
+                stored = record_views(session, store, [event for _, event in views], now)
+        except DBAPIError:
+            log.exception("storing %d product views of store %s failed", len(views), store.id)
+            if not isolate:
+                session.rollback()
+            result.rejected.extend({"index": index, "error": "could not be stored"} for index, _ in views)
+        else:
+            result.accepted += stored
+            result.duplicates += len(views) - stored
+    result.rejected.sort(key=lambda rejection: rejection["index"])
     return result
 
 
-def _apply_in_savepoint(session: Session, store: Store, event: ValidEvent, now: datetime, source: str) -> bool:
+def is_plain_view(event: ValidEvent) -> bool:
+    """True for an event whose only effect is its own row: a product view without an email."""
+    return isinstance(event.payload, ProductViewed) and event.email is None
+
+
+def record_views(session: Session, store: IngestingStore, events: Sequence[ValidEvent], now: datetime) -> int:
+    """Store plain views in one INSERT, each given its browser's contact; returns how many were new."""
+    if not events:
+        return 0
+    browsers = {event.anonymous_id for event in events if event.anonymous_id is not None}
+    contacts = contacts_of_browsers(session, store.id, browsers)
+    rows = [
+        {
+            "store_id": store.id, "event_id": event.event_id, "type": event.type, "name": event.name,
+            "anonymous_id": event.anonymous_id, "properties": event.stored_properties(),
+            "occurred_at": event.occurred_at, "received_at": now,
+            "contact_id": contacts.get(event.anonymous_id) if event.anonymous_id else None,
+        }
+        for event in events
+    ]
+    return insert_ignoring_conflicts(session, Event, rows)
+
+
+def contacts_of_browsers(session: Session, store_id: int, anonymous_ids: set[str]) -> dict[str, int]:
+    """anonymous id → contact id, for the browsers among `anonymous_ids` that identified before."""
+    if not anonymous_ids:
+        return {}
+    # A snippet's batch comes from one browser: `=` keeps that statement one cached, prepared
+    # plan (an IN list is a new statement for every length). Core, not ORM: rows, not objects.
+    browser = AnonymousId.anonymous_id == next(iter(anonymous_ids)) if len(anonymous_ids) == 1 \
+        else AnonymousId.anonymous_id.in_(sorted(anonymous_ids))
+    rows = session.connection().execute(
+        select(AnonymousId.anonymous_id, AnonymousId.contact_id).where(AnonymousId.store_id == store_id, browser)
+    )
+    return {anonymous_id: contact_id for anonymous_id, contact_id in rows}
+
+
+def _apply_isolated(session: Session, store: IngestingStore, event: ValidEvent, now: datetime, source: str) -> bool:
     # A unique-key race (two requests creating the same contact at once) is retried once: the
     # second try sees the other request's row.
     for attempt in (1, 2):
@@ -92,11 +173,37 @@ def _apply_in_savepoint(session: Session, store: Store, event: ValidEvent, now: 
     raise AssertionError("unreachable")
 
 
-def apply_event(session: Session, store: Store, event: ValidEvent, now: datetime, *, source: str = "api") -> bool:
+def _apply_alone(session: Session, store: IngestingStore, event: ValidEvent, now: datetime, source: str) -> bool:
+    # The batch's only event needs no savepoint: when it fails, rolling back the whole
+    # transaction undoes exactly it (two round trips fewer per single-event request).
+    for attempt in (1, 2):
+        try:
+            return apply_event(session, store, event, now, source=source)
+        except ValidationError:
+            session.rollback()
+            raise
+        except IntegrityError:
+            session.rollback()
+            if attempt == 2:
+                raise ValidationError("conflicted with a concurrent update; send it again") from None
+        except DBAPIError:
+            session.rollback()
+            log.exception("storing event %r of store %s failed", event.event_id, store.id)
+            raise ValidationError("could not be stored") from None
+    raise AssertionError("unreachable")
+
+
+def apply_event(session: Session, store: IngestingStore, event: ValidEvent, now: datetime, *, source: str = "api") -> bool:
     """Apply one validated event; returns False (and changes nothing) when its id was seen before."""
-    if not _claim_event_id(session, store, event, now):
+    # Without an email the contact is only looked up, so that happens first and the event row is
+    # born with it; an email may create a contact, which must wait until the id proved new.
+    browser_contact = (
+        contact_of_anonymous(session, store.id, event.anonymous_id)
+        if event.email is None and event.anonymous_id is not None else None
+    )
+    if not _claim_event_id(session, store, event, now, browser_contact):
         return False
-    contact = _resolve_contact(session, store, event, now)
+    contact = _identify(session, store, event, now) if event.email is not None else browser_contact
     payload = event.payload
     if isinstance(payload, Traits):
         if contact is not None:
@@ -109,7 +216,7 @@ def apply_event(session: Session, store: Store, event: ValidEvent, now: datetime
         if contact is None:
             raise ValidationError("order_placed needs an email (or an anonymous_id identified before)")
         apply_order(session, store, payload, event.occurred_at, contact, now, source=source)
-    if contact is not None:
+    if contact is not None and event.email is not None:
         session.execute(
             update(Event).where(Event.store_id == store.id, Event.event_id == event.event_id).values(contact_id=contact.id)
             .execution_options(synchronize_session=False)
@@ -118,7 +225,9 @@ def apply_event(session: Session, store: Store, event: ValidEvent, now: datetime
     return True
 
 
-def _claim_event_id(session: Session, store: Store, event: ValidEvent, now: datetime) -> bool:
+def _claim_event_id(
+    session: Session, store: IngestingStore, event: ValidEvent, now: datetime, contact: Contact | None
+) -> bool:
     """Insert the Event row unless its id exists; True when this call inserted it.
 
     Claiming the id first makes the unique key the judge of replays, even between racing
@@ -127,7 +236,7 @@ def _claim_event_id(session: Session, store: Store, event: ValidEvent, now: date
     row = {
         "store_id": store.id, "event_id": event.event_id, "type": event.type, "name": event.name,
         "anonymous_id": event.anonymous_id, "properties": event.stored_properties(),
-        "occurred_at": event.occurred_at, "received_at": now,
+        "occurred_at": event.occurred_at, "received_at": now, "contact_id": contact.id if contact else None,
     }
     return insert_ignoring_conflicts(session, Event, [row]) == 1
 
@@ -135,17 +244,13 @@ def _claim_event_id(session: Session, store: Store, event: ValidEvent, now: date
 # --- identity ---------------------------------------------------------------------------------
 
 
-def _resolve_contact(session: Session, store: Store, event: ValidEvent, now: datetime) -> Contact | None:
-    # An email identifies (and merges the browser's anonymous history); an anonymous id alone
-    # reaches the contact only if that browser identified before.
-    if event.email is not None:
-        contact = get_or_create_contact(session, store.id, event.email, now)
-        if event.anonymous_id is not None:
-            merge_anonymous(session, store.id, event.anonymous_id, contact, now)
-        return contact
+def _identify(session: Session, store: IngestingStore, event: ValidEvent, now: datetime) -> Contact:
+    # An email identifies the contact (created when new) and merges the browser's anonymous history.
+    assert event.email is not None
+    contact = get_or_create_contact(session, store.id, event.email, now)
     if event.anonymous_id is not None:
-        return contact_of_anonymous(session, store.id, event.anonymous_id)
-    return None
+        merge_anonymous(session, store.id, event.anonymous_id, contact, now)
+    return contact
 
 
 def contact_of_anonymous(session: Session, store_id: int, anonymous_id: str) -> Contact | None:
@@ -168,16 +273,17 @@ def merge_anonymous(session: Session, store_id: int, anonymous_id: str, contact:
     )
     if owner == contact.id:
         return  # merged before: later anonymous events were given the contact as they arrived
-    insert_ignoring_conflicts(
+    new_browser = owner is None and insert_ignoring_conflicts(
         session, AnonymousId,
         [{"store_id": store_id, "anonymous_id": anonymous_id, "contact_id": contact.id, "created_at": now}],
-    )
-    session.execute(
-        update(AnonymousId)
-        .where(AnonymousId.store_id == store_id, AnonymousId.anonymous_id == anonymous_id)
-        .values(contact_id=contact.id)
-        .execution_options(synchronize_session=False)
-    )
+    ) == 1
+    if not new_browser:  # someone else's browser (or a racing request inserted it): it follows the last
+        session.execute(
+            update(AnonymousId)
+            .where(AnonymousId.store_id == store_id, AnonymousId.anonymous_id == anonymous_id)
+            .values(contact_id=contact.id)
+            .execution_options(synchronize_session=False)
+        )
     session.execute(
         update(Cart)
         .where(Cart.store_id == store_id, Cart.anonymous_id == anonymous_id, Cart.contact_id.is_(None))
@@ -215,7 +321,7 @@ def find_cart(session: Session, store_id: int, external_id: str) -> Cart | None:
     return session.scalar(select(Cart).where(Cart.store_id == store_id, Cart.external_id == external_id))
 
 
-def _new_cart(session: Session, store: Store, external_id: str, event: ValidEvent, contact: Contact | None, now: datetime) -> Cart:
+def _new_cart(session: Session, store: IngestingStore, external_id: str, event: ValidEvent, contact: Contact | None, now: datetime) -> Cart:
     cart = Cart(
         store_id=store.id, external_id=external_id, contact_id=contact.id if contact else None,
         anonymous_id=event.anonymous_id, currency=store.currency, status="open",
@@ -234,7 +340,7 @@ def _claim(cart: Cart, event: ValidEvent, contact: Contact | None) -> None:
 
 
 def apply_cart_update(
-    session: Session, store: Store, data: CartUpdated, event: ValidEvent, contact: Contact | None, now: datetime
+    session: Session, store: IngestingStore, data: CartUpdated, event: ValidEvent, contact: Contact | None, now: datetime
 ) -> Cart:
     """Upsert the cart with its current items; an older event (arriving late) never rewinds it."""
     cart = find_cart(session, store.id, data.cart_id)
@@ -266,7 +372,7 @@ def apply_cart_update(
 
 
 def apply_checkout_started(
-    session: Session, store: Store, data: CheckoutStarted, event: ValidEvent, contact: Contact | None, now: datetime
+    session: Session, store: IngestingStore, data: CheckoutStarted, event: ValidEvent, contact: Contact | None, now: datetime
 ) -> Cart:
     """Mark the cart's checkout (creating the cart when it was never reported) and its activity."""
     cart = find_cart(session, store.id, data.cart_id)
@@ -285,7 +391,7 @@ def apply_checkout_started(
 
 
 def apply_order(
-    session: Session, store: Store, data: OrderPlaced, placed_at: datetime, contact: Contact, now: datetime,
+    session: Session, store: IngestingStore, data: OrderPlaced, placed_at: datetime, contact: Contact, now: datetime,
     *, source: str = "api",
 ) -> Order | None:
     """Record the order (once per order id), convert its cart, redeem its coupon, run ORDER_HOOKS."""

@@ -146,3 +146,51 @@ def test_a_refused_event_leaves_nothing_and_its_neighbours_stay(session) -> None
     assert sorted(session.scalars(select(Event.event_id).where(Event.store_id == store.id))) == ["ok-1", "ok-2"]
     assert count(session, Order, Order.store_id == store.id) == 0
     assert count(session, Cart, Cart.store_id == store.id) == 1
+
+
+def test_views_in_a_batch_follow_the_browser_whatever_their_place_and_replays_are_duplicates(session) -> None:
+    store = make_store(session)
+    batch = [
+        track("v-before", "product_viewed", {"sku": "A"}, anonymous_id="anon-9"),
+        identify("id", "ann@example.com", anonymous_id="anon-9"),
+        track("v-after", "product_viewed", {"sku": "B"}, anonymous_id="anon-9"),
+        track("v-other", "product_viewed", {"sku": "C"}, anonymous_id="someone-else"),
+        track("v-before", "product_viewed", {"sku": "A"}, anonymous_id="anon-9"),  # the same id twice in one batch
+    ]
+    result = ingest(session, store, *batch)
+    assert (result.accepted, result.duplicates, result.rejected) == (4, 1, [])
+    ann = session.scalar(select(Contact.id).where(Contact.store_id == store.id, Contact.email == "ann@example.com"))
+    owners = dict(session.execute(select(Event.event_id, Event.contact_id).where(Event.store_id == store.id)).all())
+    assert owners == {"v-before": ann, "id": ann, "v-after": ann, "v-other": None}
+    again = ingest(session, store, *batch)
+    assert (again.accepted, again.duplicates) == (0, 5)
+
+
+def test_a_lone_event_refused_when_applied_rolls_back_its_own_transaction(database) -> None:
+    # The API's single-event requests skip the savepoint: the request's transaction is the event's.
+    with database.transaction() as session:
+        store = make_store(session)
+    with database.transaction() as session:
+        result = ingest_batch(
+            session, store,
+            [track("bad", "order_placed", {"order_id": "9", "total": "5", "currency": "USD"}, anonymous_id="anon")],
+            now=NOW, public=False, own_transaction=True,
+        )
+        assert result.rejected == [{"index": 0, "error": "order_placed needs an email (or an anonymous_id identified before)"}]
+    with database.transaction() as session:
+        assert count(session, Event, Event.store_id == store.id) == 0
+        assert ingest_batch(session, store, [track("ok", "product_viewed", {"sku": "A"}, anonymous_id="anon")],
+                            now=NOW, public=False, own_transaction=True).accepted == 1
+
+
+def test_is_plain_view_only_for_product_views_without_an_email() -> None:
+    from mailer.ingest.apply import is_plain_view
+    from mailer.ingest.schema import validate_event
+
+    def valid(raw):
+        return validate_event(raw, now=NOW, public=False)
+
+    assert is_plain_view(valid(track("v", "product_viewed", {"sku": "A"}, anonymous_id="a")))
+    assert not is_plain_view(valid(track("v", "product_viewed", {"sku": "A"}, anonymous_id="a", email="a@b.example")))
+    assert not is_plain_view(valid(track("c", "cart_updated", cart("c", ("A", "1", 1)), anonymous_id="a")))
+    assert not is_plain_view(valid(identify("i", "a@b.example")))

@@ -116,3 +116,20 @@ def test_settings_errors_are_shown_beside_their_field(app_and_store, database) -
     }).status_code == 302
     store = _store(database, store_id)
     assert (store.domain, store.timezone, store.currency) == ("shop.example", "Europe/Berlin", "EUR")
+
+
+def test_a_replaced_public_key_stops_working_at_once_though_keys_are_cached(app_and_store, database) -> None:
+    app, store_id = app_and_store
+    old = _store(database, store_id).public_key
+    api = app.test_client()
+
+    def post(key: str, event_id: str) -> int:
+        body = {"key": key, "batch": [{"id": event_id, "type": "track", "event": "product_viewed", "anonymous_id": "a1",
+                                       "properties": {"sku": "MUG"}}]}
+        return api.post("/api/v1/track", json=body).status_code
+
+    assert post(old, "before") == 202  # the key is now in this process's cache
+    client, token = logged_in(app, "owner@shop.example")
+    client.post("/settings/keys", data={"csrf_token": token, "key": "public"})
+    assert post(old, "after") == 401
+    assert post(_store(database, store_id).public_key, "with-the-new-key") == 202

@@ -8,7 +8,8 @@ from flask import g, request
 
 from mailer.errors import Unauthorized
 from mailer.models import Store
-from mailer.stores import store_by_public_key, store_by_secret_key
+from mailer.stores import store_by_secret_key
+from mailer.web.api.public_stores import PublicStore, public_stores
 from mailer.web.database import db_session
 
 # The shapes keys are issued in; anything else is unknown without asking the database.
@@ -33,11 +34,11 @@ def secret_key_store() -> Store:
     return store
 
 
-def public_key_store(key: object) -> Store:
-    """The store of a snippet's public key; 401 when there is none."""
+def public_key_store(key: object) -> PublicStore:
+    """The store of a snippet's public key (cached for seconds, see public_stores); 401 when there is none."""
     if not isinstance(key, str) or not key:
         raise Unauthorized("missing key: send the store's public key (pk_…) as \"key\"")
-    store = store_by_public_key(db_session(), key) if _PUBLIC_KEY.fullmatch(key) else None
+    store = public_stores().get(db_session(), key) if _PUBLIC_KEY.fullmatch(key) else None
     if store is None:
         raise Unauthorized("unknown public key")
     g.api_store = store

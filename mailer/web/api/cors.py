@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from mailer.ingest.schema import host_in_domain
 from mailer.models import Store
+from mailer.web.api.public_stores import PublicStore
 from mailer.web.database import db_session, settings
 
 _LOCAL_HOSTS = ("127.0.0.1", "localhost")
@@ -32,7 +33,7 @@ def _local_allowed(host: str) -> bool:
     return host in _LOCAL_HOSTS and settings().env in ("development", "test")
 
 
-def origin_allowed_for(store: Store, origin: str | None) -> bool:
+def origin_allowed_for(store: Store | PublicStore, origin: str | None) -> bool:
     """True when a page at `origin` belongs to the store's domain (or is local in development)."""
     host = origin_host(origin)
     return host is not None and (host_in_domain(host, store.domain) or _local_allowed(host))
@@ -67,7 +68,7 @@ def add_cors_headers(response: Response) -> Response:
     """Let the store's pages read the answer (errors too); other origins get no CORS headers."""
     response.vary.add("Origin")
     origin = request.headers.get("Origin")
-    store: Store | None = g.get("api_store")
+    store: Store | PublicStore | None = g.get("api_store")
     if store is not None and origin_allowed_for(store, origin):
         response.headers["Access-Control-Allow-Origin"] = origin or ""
     return response

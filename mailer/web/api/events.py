@@ -28,7 +28,7 @@ def track() -> Response | tuple[Response, int]:
     store = public_key_store(data.get("key"))
     check_rate("public", store.public_key)
     batch = batch_of(data)
-    result = ingest_batch(db_session(), store, batch, now=utcnow(), public=True)
+    result = ingest_batch(db_session(), store, batch, now=utcnow(), public=True, own_transaction=True)
     return jsonify(result.as_json()), 202
 
 
@@ -46,5 +46,5 @@ def events() -> tuple[Response, int]:
     check_rate("secret", f"store:{store.id}")
     data = json_object(read_body(), _EVENTS_KEYS)
     batch = batch_of(data)
-    result = ingest_batch(db_session(), store, batch, now=utcnow(), public=False)
+    result = ingest_batch(db_session(), store, batch, now=utcnow(), public=False, own_transaction=True)
     return jsonify(result.as_json()), 202

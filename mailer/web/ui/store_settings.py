@@ -11,11 +11,13 @@ from zoneinfo import available_timezones
 from flask import flash, g, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from mailer.db import after_commit
 from mailer.errors import ValidationError
 from mailer.ingest.identity import normalize_email
 from mailer.models import Store
 from mailer.models.store import hash_secret, new_public_key, new_secret_key
-from mailer.web.database import settings
+from mailer.web.api.public_stores import public_stores
+from mailer.web.database import db_session, settings
 from mailer.web.ui.auth import login_required, owner_required
 from mailer.web.ui.blueprint import bp
 
@@ -82,6 +84,7 @@ def save_profile() -> Response | tuple[str, int]:
         return _page(errors, dict(request.form), 422)
     store: Store = g.store
     store.name, store.domain, store.timezone, store.currency = name, domain, timezone, currency
+    after_commit(db_session(), public_stores().clear)  # the snippet's endpoint checks links against the domain
     flash("Store profile saved.", "success")
     return redirect(url_for("ui.store_settings"))
 
@@ -150,6 +153,7 @@ def rotate_keys() -> Response | tuple[str, int]:
         return _page({"key": "choose the key to replace"}, status=422)
     if which == "public":
         store.public_key = new_public_key()
+        after_commit(db_session(), public_stores().clear)  # this process forgets the old key at once
         flash("New public key: update the snippet on every page of your store now; the old key no longer works.", "success")
         return _page()
     secret = new_secret_key()
