@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from mailer.models import Coupon, Message
@@ -34,7 +34,7 @@ class CouponRequest:
 
 def issue_coupons(session: Session, requests: list[CouponRequest], now: datetime) -> dict[int, Coupon]:
     """Each message's coupon by message id: existing ones reused (a retried send keeps its code),
-    new ones created with codes checked unused in one query. Adds to the session; the caller flushes.
+    new ones created with codes checked unused in one query and inserted in one statement.
     """
     if not requests:
         return {}
@@ -55,18 +55,23 @@ def issue_coupons(session: Session, requests: list[CouponRequest], now: datetime
             break
         for message_id in clashes:
             codes[message_id] = new_coupon_code(next(r.prefix for r in missing if r.message.id == message_id))
-    for request in missing:
-        coupon = Coupon(
-            store_id=request.message.store_id,
-            code=codes[request.message.id],
-            message_id=request.message.id,
-            contact_id=request.message.contact_id,
-            percent_off=request.percent_off,
-            expires_at=now + timedelta(days=request.valid_days),
-            created_at=now,
-        )
-        session.add(coupon)
-        coupons[request.message.id] = coupon
+    if missing:
+        # One INSERT … RETURNING for the batch (the unit of work would send one per coupon); the
+        # coupons come back as persistent objects of the session, matched by their message.
+        rows = [
+            {
+                "store_id": request.message.store_id,
+                "code": codes[request.message.id],
+                "message_id": request.message.id,
+                "contact_id": request.message.contact_id,
+                "percent_off": request.percent_off,
+                "expires_at": now + timedelta(days=request.valid_days),
+                "created_at": now,
+            }
+            for request in missing
+        ]
+        for coupon in session.scalars(insert(Coupon).returning(Coupon), rows):
+            coupons[coupon.message_id] = coupon
     return coupons
 
 
