@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Engine,
+    Insert,
+    MetaData,
+    Table,
+    create_engine,
+    event,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -115,10 +126,16 @@ def insert_ignoring_conflicts(session: Session, model: type[Base], rows: list[di
     """
     if not rows:
         return 0
-    dialect = postgresql if is_postgresql(session) else sqlite
-    table = model.__table__
-    statement = dialect.insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
-    return len(session.connection().execute(statement, rows).all())
+    connection = session.connection()
+    return len(connection.execute(_insert_ignoring(connection.dialect.name, model.__table__), rows).all())  # type: ignore[arg-type]
+
+
+@functools.cache
+def _insert_ignoring(dialect_name: str, table: Table) -> Insert:
+    # Built once per table: building a statement costs more Python than running it, and the
+    # same object keeps its cache key and compiled SQL.
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
 
 
 def is_postgresql(session_or_engine: Session | Engine | Connection) -> bool:

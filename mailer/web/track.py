@@ -6,14 +6,19 @@ import base64
 import logging
 
 from flask import Blueprint, Flask, Response, abort, redirect, render_template, request
-from sqlalchemy import select
 
 from mailer.campaigns.reasons import REASON_KEYS, REASONS, record_reason
 from mailer.clock import utcnow
-from mailer.models import Contact, Link, Message, Store
+from mailer.models import Contact, Message, Store
 from mailer.tracking.machine import classify_click
 from mailer.tracking.tokens import read_token
-from mailer.tracking.touches import record_touch
+from mailer.tracking.touches import (
+    ClickTarget,
+    SentMessage,
+    click_target,
+    record_touch,
+    sent_message,
+)
 from mailer.tracking.unsubscribe import unsubscribe
 from mailer.web.database import db_session, settings
 
@@ -24,7 +29,7 @@ PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRA
 NO_STORE = {"Cache-Control": "no-store, no-cache, must-revalidate, max-age=0", "Pragma": "no-cache"}
 
 
-def _record(message: Message, kind: str, link: Link | None = None) -> None:
+def _record(message: SentMessage, kind: str, link: ClickTarget | None = None) -> None:
     record_touch(
         db_session(), message, kind, now=utcnow(), user_agent=request.user_agent.string or "",
         ip=request.remote_addr, link=link, method=request.method,
@@ -36,8 +41,8 @@ def open_pixel(token: str) -> Response:
     """Record an open and always answer with the image: a broken pixel helps nobody."""
     try:
         found = read_token(settings().secret_key, "open", token)
-        message = db_session().get(Message, found[0]) if found else None
-        if message is not None and message.status == "sent":
+        message = sent_message(db_session(), found[0]) if found else None
+        if message is not None:
             _record(message, "open")
     except Exception:  # the image must go out whatever happened while recording
         log.exception("recording open failed")
@@ -50,13 +55,11 @@ def click(token: str) -> Response:
     found = read_token(settings().secret_key, "click", token)
     if found is None:
         abort(404)
-    message_id, position = found
-    link = db_session().scalar(select(Link).where(Link.message_id == message_id, Link.position == position))
+    link = click_target(db_session(), *found)
     if link is None:
         abort(404)
-    message = db_session().get(Message, message_id)
-    if message is not None and message.status == "sent":
-        _record(message, "click", link)
+    if link.message is not None:
+        _record(link.message, "click", link)
     return redirect(link.url, code=302)
 
 

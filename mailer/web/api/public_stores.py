@@ -13,12 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from mailer.models import Store
 
 TTL_SECONDS = 10.0
+_stores = Store.__table__
+_BY_KEY = select(_stores.c.id, _stores.c.public_key, _stores.c.domain, _stores.c.currency).where(
+    _stores.c.public_key == bindparam("public_key")
+)
 MAX_KEYS = 10_000
 
 
@@ -47,9 +51,7 @@ class PublicStoreCache:
         cached = self._answers.get(public_key)
         if cached is not None and cached[0] > now:
             return cached[1]
-        row = session.execute(
-            select(Store.id, Store.public_key, Store.domain, Store.currency).where(Store.public_key == public_key)
-        ).first()
+        row = session.connection().execute(_BY_KEY, {"public_key": public_key}).first()
         answer = PublicStore(*row) if row is not None else None
         with self._lock:
             if len(self._answers) >= MAX_KEYS:  # a flood of made-up keys must not grow memory
