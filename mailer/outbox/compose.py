@@ -5,11 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from mailer.campaigns.reasons import REASONS
 from mailer.config import Settings
+from mailer.db import is_postgresql
 from mailer.delivery import Envelope, OutgoingEmail, build_mime
 from mailer.models import Campaign, Cart, Contact, Coupon, Link, Message, Order, Store
 from mailer.outbox.steps import EffectiveStep
@@ -145,11 +158,37 @@ def load_batch_facts(session: Session, messages: list[tuple[Message, Store, Effe
     )
 
 
+# PostgreSQL: the batch's links (a few thousand rows) as one INSERT of five arrays, where an
+# executemany sends one INSERT per link.
+_INSERT_LINKS_PG = text(
+    "INSERT INTO links (store_id, message_id, position, url, kind) "
+    "SELECT * FROM unnest(:store_ids, :message_ids, :positions, :urls, :kinds)"
+).bindparams(
+    bindparam("store_ids", type_=ARRAY(BigInteger)),
+    bindparam("message_ids", type_=ARRAY(BigInteger)),
+    bindparam("positions", type_=ARRAY(Integer)),
+    bindparam("urls", type_=ARRAY(Text)),
+    bindparam("kinds", type_=ARRAY(String)),
+)
+
+
 def store_links(session: Session, facts: BatchFacts, message_ids: list[int]) -> None:
     """Replace the batch's stored links (a reclaimed send rewrites its own) in two statements."""
     if message_ids:
         session.execute(delete(Link).where(Link.message_id.in_(message_ids)))
-    if facts.links:
+    if facts.links and is_postgresql(session):
+        links = facts.links
+        session.execute(
+            _INSERT_LINKS_PG,
+            {
+                "store_ids": [link["store_id"] for link in links],
+                "message_ids": [link["message_id"] for link in links],
+                "positions": [link["position"] for link in links],
+                "urls": [link["url"] for link in links],
+                "kinds": [link["kind"] for link in links],
+            },
+        )
+    elif facts.links:
         session.execute(insert(Link), facts.links)
     facts.links.clear()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import timedelta
 
@@ -146,3 +147,28 @@ def test_a_template_saved_in_the_dashboard_is_what_the_next_batch_sends(database
     tick(database, SMTPTransport(smtp_sink.url), settings, NOW)
     html_sent = smtp_sink.messages[0].message.get_body(preferencelist=("html",)).get_content()
     assert "Long time no see" in html_sent and "It's been a little while" not in html_sent
+
+
+def test_each_sent_message_has_its_links_stored_by_position(database: Database, settings, smtp_sink) -> None:
+    from mailer.models import Link
+    from mailer.tracking.tokens import read_token
+
+    with database.transaction() as session:
+        store = make_store(session)
+        plan_winback(session, store, customers(session, store, 3))
+    tick(database, SMTPTransport(smtp_sink.url), settings, NOW)
+    assert len(smtp_sink.messages) == 3
+    with database.transaction() as session:
+        for received in smtp_sink.messages:
+            message_id = int(received.message["X-Mailer-Message"])
+            links = session.execute(
+                select(Link.position, Link.url, Link.kind, Link.store_id).where(Link.message_id == message_id).order_by(Link.position)
+            ).all()
+            html = received.message.get_body(preferencelist=("html",)).get_content()
+            tracked = [read_token(settings.secret_key, "click", token) for token in re.findall(r"/t/c/([\w-]+)", html)]
+            # every tracked href names this message and a stored position; the last is the honeypot
+            assert tracked == [(message_id, link.position) for link in links]
+            assert [link.position for link in links] == list(range(1, len(links) + 1))
+            assert [link.kind for link in links] == ["content"] * (len(links) - 1) + ["honeypot"]
+            assert {link.store_id for link in links} == {store.id}
+            assert all(link.url.startswith("http") for link in links)
