@@ -31,7 +31,7 @@ from bench.report import Table, rate, ratio
 from mailer.clock import utcnow
 from mailer.db import Database
 
-GUNICORN_WORKERS = 2
+GUNICORN_WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", "2"))
 WRK_THREADS = 1
 WRK_CONNECTIONS = 8
 STORES = 200  # the public API allows 50 req/s (burst 200) per key and process: spread the load over many keys

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+import statistics
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import OperationalError
 
 from bench.common import BenchPostgres, Stopwatch, median_seconds, new_sqlite_url
@@ -18,7 +20,8 @@ from bench.report import Table, seconds
 from mailer.campaigns.winback import winback_stage
 from mailer.clock import utcnow
 from mailer.db import Database
-from mailer.models import Store
+from mailer.models import Contact, Order, Store
+from mailer.segments.lifecycle import audience_of, days_since, tier_for_days
 from mailer.segments.queries import segment_counts
 
 TARGET_SECONDS = 0.5
@@ -92,6 +95,7 @@ def measure(database: Database, label: str, customers: int, orders: int) -> dict
         median, samples = median_seconds(lambda: segment_counts(session, store_row, now), repeat=5)
         counts = segment_counts(session, store_row, now)
     plan = tier_query_plan(database, store.id, now)
+    one = one_customer_tier(database, store.id, now)
 
     forced = tier_query_plan(database, store.id, now, no_seqscan=True) if database.dialect_name == "postgresql" else []
 
@@ -105,9 +109,45 @@ def measure(database: Database, label: str, customers: int, orders: int) -> dict
     analyze(database)
     stages["next, after ANALYZE"] = timed_winback(database, store.id, now)
     return {"backend": label, "shape": shape, "generate_seconds": generated.seconds, "tier_median_seconds": median,
-            "tier_samples": samples, "counts": counts, "plan": plan, "plan_summary": plan_summary(plan),
+            "tier_samples": samples, "counts": counts, "one_customer": one, "plan": plan, "plan_summary": plan_summary(plan),
             "plan_no_seqscan": forced, "plan_no_seqscan_summary": plan_summary(forced) if forced else "",
             "winback": stages}
+
+
+def one_customer_tier(database: Database, store_id: int, now: datetime, sample: int = 500) -> dict[str, float]:
+    """Median seconds to answer one customer's tier: from the contact's rollup vs from their orders.
+
+    The rollup (orders_count, last_order_at on the contact, kept current as orders arrive) is
+    one primary-key read whatever the store's size; the orders are an index range per customer.
+    """
+    thresholds = [90, 180, 360]
+    with database.transaction() as session:
+        ids = list(session.scalars(
+            select(Contact.id).where(Contact.store_id == store_id, Contact.orders_count > 0).limit(sample)
+        ))
+
+        def from_rollup(contact_id: int) -> tuple[str, int]:
+            count, last = session.execute(
+                select(Contact.orders_count, Contact.last_order_at).where(Contact.id == contact_id)
+            ).one()
+            return audience_of(count), tier_for_days(days_since(now, last), thresholds)
+
+        def from_orders(contact_id: int) -> tuple[str, int]:
+            count, last = session.execute(
+                select(func.count(), func.max(Order.placed_at)).where(Order.contact_id == contact_id)
+            ).one()
+            return audience_of(count), tier_for_days(days_since(now, last), thresholds)
+
+        agree = all(from_rollup(i) == from_orders(i) for i in ids)
+        timings = {}
+        for name, answer in (("rollup", from_rollup), ("orders", from_orders)):
+            samples = []
+            for contact_id in ids:
+                started = time.perf_counter()
+                answer(contact_id)
+                samples.append(time.perf_counter() - started)
+            timings[name] = statistics.median(samples)
+    return {**timings, "agree": float(agree), "sample": float(len(ids))}
 
 
 def _autovacuum(database: Database, *, enabled: bool) -> None:
@@ -164,6 +204,13 @@ def run(quick: bool, workdir: Path, postgres: BenchPostgres) -> Table:
         table.notes.append(f"{r['backend']} plan: {r['plan_summary']}")
         if r["plan_no_seqscan_summary"]:
             table.notes.append(f"{r['backend']} plan with enable_seqscan and enable_bitmapscan off: {r['plan_no_seqscan_summary']}")
+    for r in results:
+        one = r["one_customer"]
+        table.notes.append(
+            f"{r['backend']}: one customer's tier from the contact's rollup {one['rollup'] * 1e6:,.0f} µs "
+            f"vs from their orders {one['orders'] * 1e6:,.0f} µs (median of {one['sample']:.0f}; answers agree: "
+            f"{bool(one['agree'])}); the rollup is one primary-key read at any store size, kept current as orders arrive"
+        )
     counts = results[0]["counts"]
     table.notes.append(f"tiers (PostgreSQL): one_time {counts['one_time']}, repeat {counts['repeat']}, "
                        f"prospects {counts['prospects']}; both backends agree: {results[0]['counts'] == results[1]['counts']}")
