@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from mailer.rendering.filters import CENT, format_date, to_decimal
 
 _SCALARS = (str, int, bool, Decimal, type(None), float, date, datetime)
+_STR_ONLY = {str}
 
 
 def check_context(value: Any, path: str = "context") -> None:
@@ -29,21 +30,23 @@ def check_context(value: Any, path: str = "context") -> None:
 
 
 def _plain(value: Any) -> bool:
-    # The fast check, run for every email: no paths are built unless something is wrong.
-    kind = type(value)
-    if kind in _SCALARS:  # exact types: a Markup (str subclass) would skip escaping
-        return True
-    if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str or not _plain(item):
+    # The fast check, run for every email: a walk without recursion or paths; _explain finds
+    # where the problem is only when there is one.
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        kind = type(item)
+        if kind in _SCALARS:  # exact types: a Markup (str subclass) would skip escaping
+            continue
+        if kind is dict:
+            if item and set(map(type, item)) != _STR_ONLY:
                 return False
-        return True
-    if kind is list or kind is tuple:
-        for item in value:
-            if not _plain(item):
-                return False
-        return True
-    return False
+            todo.extend(item.values())
+        elif kind is list or kind is tuple:
+            todo.extend(item)
+        else:
+            return False
+    return True
 
 
 def _explain(value: Any, path: str) -> None:

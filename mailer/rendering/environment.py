@@ -5,6 +5,7 @@ from __future__ import annotations
 import types
 from collections.abc import Callable, Mapping
 from decimal import Decimal
+from itertools import islice
 from typing import Any
 
 import jinja2
@@ -154,6 +155,11 @@ def build(env: MailSandbox, source: str, filename: str, where: LineMap) -> jinja
     return env.template_class.from_code(env, code, env.make_globals(None))
 
 
+# The output limit is checked after every this many chunks: pulling them in batches keeps the
+# per-chunk bookkeeping out of Python (a template yields a hundred-odd chunks per email).
+CHUNKS_PER_CHECK = 32
+
+
 def run(
     template: jinja2.Template,
     context: Mapping[str, Any],
@@ -162,20 +168,26 @@ def run(
     where: LineMap,
     limit: int = MAX_OUTPUT_CHARS,
 ) -> str:
-    """Render `template`, stopping as soon as its output passes `limit` characters."""
+    """Render `template`, stopping once its output passes `limit` characters (checked every few chunks)."""
     parts: list[str] = []
     size = 0
     try:
-        for chunk in template.generate(context):
-            size += len(chunk)
+        # Template.generate without its wrapping generator; its error handling is below.
+        chunks = template.root_render_func(template.new_context(context))
+        while batch := list(islice(chunks, CHUNKS_PER_CHECK)):
+            size += sum(map(len, batch))
             if size > limit:
                 raise TemplateError(
                     f"the output passed {limit} characters; is a loop running away?",
                     template=where(None)[0],
                 )
-            parts.append(chunk)
+            parts += batch
     except TemplateError:
         raise
-    except Exception as exc:  # anything a template does wrong is the template's error
-        raise to_template_error(exc, filename, where) from None
+    except Exception:  # anything a template does wrong is the template's error
+        try:
+            # Rewrites the traceback to template lines, as Template.generate does.
+            template.environment.handle_exception()
+        except Exception as exc:
+            raise to_template_error(exc, filename, where) from None
     return "".join(parts)
