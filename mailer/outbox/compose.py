@@ -16,6 +16,7 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
@@ -133,6 +134,8 @@ class BatchFacts:
     coupons: dict[int, Coupon] = field(default_factory=dict)  # by message id
     last_orders: dict[int, Order] = field(default_factory=dict)  # by contact id
     links: list[dict[str, object]] = field(default_factory=list)  # rows to store once composed
+    # What each composed row records of its email (subject, to_email, …), stored with the links.
+    composed: list[dict[str, object]] = field(default_factory=list)
 
 
 def load_batch_facts(session: Session, messages: list[tuple[Message, Store, EffectiveStep]], now: datetime) -> BatchFacts:
@@ -158,39 +161,52 @@ def load_batch_facts(session: Session, messages: list[tuple[Message, Store, Effe
     )
 
 
-# PostgreSQL: the batch's links (a few thousand rows) as one INSERT of five arrays, where an
-# executemany sends one INSERT per link.
+# PostgreSQL: the batch's rows (hundreds) and links (thousands) each in one statement of arrays,
+# where an executemany sends one statement per row.
+_LINK_COLUMNS = ("store_id", "message_id", "position", "url", "kind")
 _INSERT_LINKS_PG = text(
     "INSERT INTO links (store_id, message_id, position, url, kind) "
-    "SELECT * FROM unnest(:store_ids, :message_ids, :positions, :urls, :kinds)"
+    "SELECT * FROM unnest(:store_id, :message_id, :position, :url, :kind)"
 ).bindparams(
-    bindparam("store_ids", type_=ARRAY(BigInteger)),
-    bindparam("message_ids", type_=ARRAY(BigInteger)),
-    bindparam("positions", type_=ARRAY(Integer)),
-    bindparam("urls", type_=ARRAY(Text)),
-    bindparam("kinds", type_=ARRAY(String)),
+    bindparam("store_id", type_=ARRAY(BigInteger)),
+    bindparam("message_id", type_=ARRAY(BigInteger)),
+    bindparam("position", type_=ARRAY(Integer)),
+    bindparam("url", type_=ARRAY(Text)),
+    bindparam("kind", type_=ARRAY(String)),
+)
+_COMPOSED_COLUMNS = ("id", "subject", "to_email", "message_id_header", "template_version")
+_UPDATE_COMPOSED_PG = text(
+    "UPDATE messages SET subject = v.subject, to_email = v.to_email, "
+    "message_id_header = v.message_id_header, template_version = v.template_version "
+    "FROM unnest(:id, :subject, :to_email, :message_id_header, :template_version) "
+    "AS v(id, subject, to_email, message_id_header, template_version) WHERE messages.id = v.id"
+).bindparams(
+    bindparam("id", type_=ARRAY(BigInteger)),
+    *(bindparam(key, type_=ARRAY(Text)) for key in _COMPOSED_COLUMNS[1:]),
+)
+_messages = Message.__table__.c
+_UPDATE_COMPOSED = (
+    update(Message.__table__)
+    .where(_messages.id == bindparam("v_id"))
+    .values({key: bindparam(f"v_{key}") for key in _COMPOSED_COLUMNS[1:]})
 )
 
 
-def store_links(session: Session, facts: BatchFacts, message_ids: list[int]) -> None:
-    """Replace the batch's stored links (a reclaimed send rewrites its own) in two statements."""
-    if message_ids:
-        session.execute(delete(Link).where(Link.message_id.in_(message_ids)))
-    if facts.links and is_postgresql(session):
-        links = facts.links
-        session.execute(
-            _INSERT_LINKS_PG,
-            {
-                "store_ids": [link["store_id"] for link in links],
-                "message_ids": [link["message_id"] for link in links],
-                "positions": [link["position"] for link in links],
-                "urls": [link["url"] for link in links],
-                "kinds": [link["kind"] for link in links],
-            },
-        )
-    elif facts.links:
-        session.execute(insert(Link), facts.links)
-    facts.links.clear()
+def store_composed(session: Session, facts: BatchFacts) -> None:
+    """Record what the batch's emails are: each row's subject, recipient, Message-ID and template
+    version, and its links (a reclaimed send rewrites its own), in three statements."""
+    rows, links = facts.composed, facts.links
+    if rows and is_postgresql(session):
+        session.execute(_UPDATE_COMPOSED_PG, {key: [row[key] for row in rows] for key in _COMPOSED_COLUMNS})
+    elif rows:
+        session.execute(_UPDATE_COMPOSED, [{f"v_{key}": value for key, value in row.items()} for row in rows])
+    if rows:
+        session.execute(delete(Link).where(Link.message_id.in_([row["id"] for row in rows])))
+    if links and is_postgresql(session):
+        session.execute(_INSERT_LINKS_PG, {key: [link[key] for link in links] for key in _LINK_COLUMNS})
+    elif links:
+        session.execute(insert(Link), links)
+    facts.composed, facts.links = [], []
 
 
 def compose_message(
@@ -206,7 +222,7 @@ def compose_message(
     library: TemplateLibrary,
     now: datetime,
 ) -> ComposedEmail:
-    """Render and build the email for `message`; its links go to `facts.links` for `store_links`.
+    """Render and build the email for `message`; its links and fields go to `facts` for `store_composed`.
 
     Safe to call again for the same row (a reclaimed send): the coupon is reused and the links are
     rewritten, so the email is the same apart from its Date.
@@ -233,13 +249,14 @@ def compose_message(
         {"store_id": store.id, "message_id": message.id, "position": position, "url": url, "kind": kind}
         for position, url, kind in tracked.links
     )
-    message.subject = rendered.subject
-    message.to_email = contact.email
-    message.message_id_header = message_id_header(message, store)
-    message.template_version = compiled.version
+    header = message_id_header(message, store)
+    facts.composed.append(
+        {"id": message.id, "subject": rendered.subject, "to_email": contact.email,
+         "message_id_header": header, "template_version": compiled.version}
+    )
     envelope, data = build_email(
         store=store, to_email=contact.email, to_name=contact.full_name, subject=rendered.subject,
-        html=tracked.html, text=rendered.text, message_id=message.message_id_header,
+        html=tracked.html, text=rendered.text, message_id=header,
         unsubscribe=unsubscribe, now=now, outbox_id=message.id,
     )
     return ComposedEmail(message_id=message.id, envelope=envelope, data=data)

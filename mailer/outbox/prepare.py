@@ -17,7 +17,7 @@ from mailer.outbox.compose import (
     TemplateLibrary,
     compose_message,
     load_batch_facts,
-    store_links,
+    store_composed,
 )
 from mailer.outbox.rules import Defer, SendFacts, Skip, decide
 from mailer.outbox.steps import EffectiveStep, effective_step
@@ -188,7 +188,6 @@ def prepare_claim(session: Session, claim: Claim, *, settings: Settings, now: da
     going = _within_caps(session, candidates, stores, contacts, now, prepared)
     library.refresh(session, {message.store_id for message, _step in going})
     facts = load_batch_facts(session, [(m, stores[m.store_id], step) for m, step in going], now)
-    composed_ids = []
     for message, step in going:
         enrollment = enrollments[message.enrollment_id]
         try:
@@ -200,13 +199,12 @@ def prepare_claim(session: Session, claim: Claim, *, settings: Settings, now: da
                     facts=facts, settings=settings, library=library, now=now,
                 )
             )
-            composed_ids.append(message.id)
         except TemplateError as exc:
             # A template that breaks at send time fails its message loudly, not the whole batch.
             log.error("message %s: template error: %s", message.id, exc)
             message.status, message.last_error = "failed", str(exc)[:2000]
             _release(message)
             prepared.failed += 1
-    store_links(session, facts, composed_ids)
+    store_composed(session, facts)
     session.flush()
     return prepared

@@ -14,11 +14,16 @@ from mailer.models import Coupon, Message
 # 32 symbols without 0/O, 1/I: 8 of them carry exactly 40 random bits and read aloud safely.
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 8
+_CODE_BYTES = 5
+assert len(CODE_ALPHABET) == 32 and CODE_LENGTH * 5 == _CODE_BYTES * 8
 
 
 def new_coupon_code(prefix: str) -> str:
     """A fresh random code with the store's prefix."""
-    body = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    # One read of 40 random bits, 5 per symbol (the alphabet has exactly 32): the same uniform
+    # draw as a secrets.choice per symbol, without 8 calls into the OS for each code.
+    bits = int.from_bytes(secrets.token_bytes(_CODE_BYTES))
+    body = "".join(CODE_ALPHABET[(bits >> (5 * index)) & 31] for index in range(CODE_LENGTH))
     return f"{prefix}-{body}" if prefix else body
 
 

@@ -149,7 +149,7 @@ def test_a_template_saved_in_the_dashboard_is_what_the_next_batch_sends(database
     assert "Long time no see" in html_sent and "It's been a little while" not in html_sent
 
 
-def test_each_sent_message_has_its_links_stored_by_position(database: Database, settings, smtp_sink) -> None:
+def test_each_sent_row_records_the_email_it_sent_and_its_links_by_position(database: Database, settings, smtp_sink) -> None:
     from mailer.models import Link
     from mailer.tracking.tokens import read_token
 
@@ -161,6 +161,12 @@ def test_each_sent_message_has_its_links_stored_by_position(database: Database, 
     with database.transaction() as session:
         for received in smtp_sink.messages:
             message_id = int(received.message["X-Mailer-Message"])
+            row = session.get(Message, message_id)
+            assert row is not None and row.status == "sent"
+            assert (row.to_email, row.subject, row.message_id_header) == (
+                received.rcpt_tos[0], received.message["Subject"], received.message["Message-ID"]
+            )
+            assert row.template_version
             links = session.execute(
                 select(Link.position, Link.url, Link.kind, Link.store_id).where(Link.message_id == message_id).order_by(Link.position)
             ).all()
