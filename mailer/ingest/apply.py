@@ -203,23 +203,27 @@ def _apply_alone(session: Session, store: IngestingStore, event: ValidEvent, now
 
 def apply_event(session: Session, store: IngestingStore, event: ValidEvent, now: datetime, *, source: str = "api") -> bool:
     """Apply one validated event; returns False (and changes nothing) when its id was seen before."""
-    # Without an email the contact is only looked up, so that happens first and the event row is
-    # born with it; an email may create a contact, which must wait until the id proved new.
-    browser_contact = (
-        contact_of_anonymous(session, store.id, event.anonymous_id)
-        if event.email is None and event.anonymous_id is not None else None
-    )
-    if not _claim_event_id(session, store, event, now, browser_contact):
+    # Without an email the contact is only looked up (its id, by the prebuilt statement), so that
+    # happens first and the event row is born with it; an email may create a contact, which must
+    # wait until the id proved new.
+    browser = event.anonymous_id if event.email is None else None
+    contact_id = contacts_of_browsers(session, store.id, {browser}).get(browser) if browser else None
+    if not _claim_event_id(session, store, event, now, contact_id):
         return False
-    contact = _identify(session, store, event, now) if event.email is not None else browser_contact
+    contact: Contact | None = None
+    if event.email is not None:
+        contact = _identify(session, store, event, now)
+        contact_id = contact.id
     payload = event.payload
+    if isinstance(payload, Traits | OrderPlaced) and contact is None and contact_id is not None:
+        contact = session.get(Contact, contact_id)  # the whole row only where it is changed
     if isinstance(payload, Traits):
         if contact is not None:
             apply_traits(contact, payload, now)
     elif isinstance(payload, CartUpdated):
-        apply_cart_update(session, store, payload, event, contact, now)
+        apply_cart_update(session, store, payload, event, contact_id, now)
     elif isinstance(payload, CheckoutStarted):
-        apply_checkout_started(session, store, payload, event, contact, now)
+        apply_checkout_started(session, store, payload, event, contact_id, now)
     elif isinstance(payload, OrderPlaced):
         if contact is None:
             raise ValidationError("order_placed needs an email (or an anonymous_id identified before)")
@@ -234,7 +238,7 @@ def apply_event(session: Session, store: IngestingStore, event: ValidEvent, now:
 
 
 def _claim_event_id(
-    session: Session, store: IngestingStore, event: ValidEvent, now: datetime, contact: Contact | None
+    session: Session, store: IngestingStore, event: ValidEvent, now: datetime, contact_id: int | None
 ) -> bool:
     """Insert the Event row unless its id exists; True when this call inserted it.
 
@@ -244,7 +248,7 @@ def _claim_event_id(
     row = {
         "store_id": store.id, "event_id": event.event_id, "type": event.type, "name": event.name,
         "anonymous_id": event.anonymous_id, "properties": event.stored_properties(),
-        "occurred_at": event.occurred_at, "received_at": now, "contact_id": contact.id if contact else None,
+        "occurred_at": event.occurred_at, "received_at": now, "contact_id": contact_id,
     }
     return insert_ignoring_conflicts(session, Event, [row]) == 1
 
@@ -259,15 +263,6 @@ def _identify(session: Session, store: IngestingStore, event: ValidEvent, now: d
     if event.anonymous_id is not None:
         merge_anonymous(session, store.id, event.anonymous_id, contact, now)
     return contact
-
-
-def contact_of_anonymous(session: Session, store_id: int, anonymous_id: str) -> Contact | None:
-    """The contact a browser's anonymous id was attached to, if it identified before."""
-    return session.scalar(
-        select(Contact)
-        .join(AnonymousId, AnonymousId.contact_id == Contact.id)
-        .where(AnonymousId.store_id == store_id, AnonymousId.anonymous_id == anonymous_id)
-    )
 
 
 def merge_anonymous(session: Session, store_id: int, anonymous_id: str, contact: Contact, now: datetime) -> None:
@@ -329,9 +324,9 @@ def find_cart(session: Session, store_id: int, external_id: str) -> Cart | None:
     return session.scalar(select(Cart).where(Cart.store_id == store_id, Cart.external_id == external_id))
 
 
-def _new_cart(session: Session, store: IngestingStore, external_id: str, event: ValidEvent, contact: Contact | None, now: datetime) -> Cart:
+def _new_cart(session: Session, store: IngestingStore, external_id: str, event: ValidEvent, contact_id: int | None, now: datetime) -> Cart:
     cart = Cart(
-        store_id=store.id, external_id=external_id, contact_id=contact.id if contact else None,
+        store_id=store.id, external_id=external_id, contact_id=contact_id,
         anonymous_id=event.anonymous_id, currency=store.currency, status="open",
         last_activity_at=event.occurred_at, created_at=now, items=[],
     )
@@ -339,24 +334,24 @@ def _new_cart(session: Session, store: IngestingStore, external_id: str, event: 
     return cart
 
 
-def _claim(cart: Cart, event: ValidEvent, contact: Contact | None) -> None:
+def _claim(cart: Cart, event: ValidEvent, contact_id: int | None) -> None:
     # A cart started anonymously belongs to whoever the later events name.
-    if cart.contact_id is None and contact is not None:
-        cart.contact_id = contact.id
+    if cart.contact_id is None and contact_id is not None:
+        cart.contact_id = contact_id
     if cart.anonymous_id is None and event.anonymous_id is not None:
         cart.anonymous_id = event.anonymous_id
 
 
 def apply_cart_update(
-    session: Session, store: IngestingStore, data: CartUpdated, event: ValidEvent, contact: Contact | None, now: datetime
+    session: Session, store: IngestingStore, data: CartUpdated, event: ValidEvent, contact_id: int | None, now: datetime
 ) -> Cart:
     """Upsert the cart with its current items; an older event (arriving late) never rewinds it."""
     cart = find_cart(session, store.id, data.cart_id)
     if cart is None:
-        cart = _new_cart(session, store, data.cart_id, event, contact, now)
+        cart = _new_cart(session, store, data.cart_id, event, contact_id, now)
         newer = True
     else:
-        _claim(cart, event, contact)
+        _claim(cart, event, contact_id)
         newer = event.occurred_at >= cart.last_activity_at
     # A cart that only saw checkout_started so far has no items of any age: take these.
     never_filled = cart.status == "open" and not cart.items
@@ -380,14 +375,14 @@ def apply_cart_update(
 
 
 def apply_checkout_started(
-    session: Session, store: IngestingStore, data: CheckoutStarted, event: ValidEvent, contact: Contact | None, now: datetime
+    session: Session, store: IngestingStore, data: CheckoutStarted, event: ValidEvent, contact_id: int | None, now: datetime
 ) -> Cart:
     """Mark the cart's checkout (creating the cart when it was never reported) and its activity."""
     cart = find_cart(session, store.id, data.cart_id)
     if cart is None:
-        cart = _new_cart(session, store, data.cart_id, event, contact, now)
+        cart = _new_cart(session, store, data.cart_id, event, contact_id, now)
     else:
-        _claim(cart, event, contact)
+        _claim(cart, event, contact_id)
     if cart.checkout_started_at is None or event.occurred_at > cart.checkout_started_at:
         cart.checkout_started_at = event.occurred_at
     if event.occurred_at > cart.last_activity_at:
