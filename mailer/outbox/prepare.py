@@ -6,10 +6,12 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import BigInteger, ColumnElement, bindparam, case, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from mailer.config import Settings
+from mailer.db import is_postgresql
 from mailer.errors import TemplateError
 from mailer.models import Campaign, Cart, Contact, Enrollment, Message, Store
 from mailer.outbox.compose import (
@@ -46,7 +48,21 @@ def _take_cap_slots(session: Session, wanted: dict[int, int], now: datetime, cap
     """
     if not wanted:
         return set()
-    message_of = case(wanted, value=Contact.id)
+    message_of: ColumnElement[int]
+    if is_postgresql(session):
+        # UPDATE … FROM unnest(contact ids, message ids): a short statement whatever the batch
+        # size, where the CASE below has a branch (and two parameters) per contact.
+        pairs = (
+            func.unnest(
+                bindparam("contact_ids", list(wanted), type_=ARRAY(BigInteger)),
+                bindparam("message_ids", list(wanted.values()), type_=ARRAY(BigInteger)),
+            )
+            .table_valued("contact_id", "message_id")
+            .render_derived()
+        )
+        chosen, message_of = Contact.id == pairs.c.contact_id, pairs.c.message_id
+    else:
+        chosen, message_of = Contact.id.in_(list(wanted)), case(wanted, value=Contact.id)
     conditions = [Contact.last_emailed_at.is_(None), Contact.last_emailed_message_id == message_of]
     if cap_hours > 0:
         conditions.append(Contact.last_emailed_at <= now - timedelta(hours=cap_hours))
@@ -54,7 +70,7 @@ def _take_cap_slots(session: Session, wanted: dict[int, int], now: datetime, cap
         conditions.append(Contact.last_emailed_at.is_not(None))
     result = session.execute(
         update(Contact)
-        .where(Contact.id.in_(list(wanted)), or_(*conditions))
+        .where(chosen, or_(*conditions))
         .values(last_emailed_at=now, last_emailed_message_id=message_of)
         .returning(Contact.id)
         .execution_options(synchronize_session=False)

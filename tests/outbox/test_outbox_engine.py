@@ -178,3 +178,26 @@ def test_each_sent_row_records_the_email_it_sent_and_its_links_by_position(datab
             assert [link.kind for link in links] == ["content"] * (len(links) - 1) + ["honeypot"]
             assert {link.store_id for link in links} == {store.id}
             assert all(link.url.startswith("http") for link in links)
+
+
+def test_cap_slots_go_to_free_contacts_and_to_the_message_that_already_holds_one(session: Session) -> None:
+    from mailer.models import Contact
+    from mailer.outbox.prepare import _take_cap_slots
+
+    store = make_store(session)
+    people = customers(session, store, 4)
+    message_ids = plan_winback(session, store, people)
+    never, taken, mine, long_ago = people
+    taken.last_emailed_at, taken.last_emailed_message_id = NOW - timedelta(hours=1), 999_999  # another worker's
+    mine.last_emailed_at, mine.last_emailed_message_id = NOW - timedelta(hours=1), message_ids[2]  # a crashed retry
+    long_ago.last_emailed_at, long_ago.last_emailed_message_id = NOW - timedelta(hours=30), 999_998
+    session.flush()
+
+    wanted = {person.id: message_id for person, message_id in zip(people, message_ids, strict=True)}
+    assert _take_cap_slots(session, wanted, NOW, 24) == {never.id, mine.id, long_ago.id}
+    session.expire_all()
+    rows = {c.id: (c.last_emailed_at, c.last_emailed_message_id) for c in session.scalars(select(Contact))}
+    assert rows[never.id][1] == message_ids[0] and rows[long_ago.id][1] == message_ids[3]
+    assert rows[mine.id][1] == message_ids[2]
+    assert rows[taken.id][1] == 999_999  # the loser keeps the other worker's slot
+    assert {rows[c.id][0].replace(tzinfo=None) for c in (never, mine, long_ago)} == {NOW.replace(tzinfo=None)}
