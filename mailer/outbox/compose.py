@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from mailer.campaigns.reasons import REASONS
@@ -132,7 +134,7 @@ class BatchFacts:
     """What composing a batch needs from the database, loaded in a few queries for all of it."""
 
     coupons: dict[int, Coupon] = field(default_factory=dict)  # by message id
-    last_orders: dict[int, Order] = field(default_factory=dict)  # by contact id
+    last_orders: dict[int, Row[Any]] = field(default_factory=dict)  # by contact id: placed_at, total, …
     links: list[dict[str, object]] = field(default_factory=list)  # rows to store once composed
     # What each composed row records of its email (subject, to_email, …), stored with the links.
     composed: list[dict[str, object]] = field(default_factory=list)
@@ -152,8 +154,10 @@ def load_batch_facts(session: Session, messages: list[tuple[Message, Store, Effe
         .group_by(Order.contact_id)
         .subquery()
     )
-    orders = session.scalars(
-        select(Order).join(latest, (Order.contact_id == latest.c.contact_id) & (Order.placed_at == latest.c.placed_at))
+    # Only what the template context shows of an order: rows, not entities the session tracks.
+    orders = session.execute(
+        select(Order.contact_id, Order.placed_at, Order.total, Order.currency, Order.items)
+        .join(latest, (Order.contact_id == latest.c.contact_id) & (Order.placed_at == latest.c.placed_at))
     )
     return BatchFacts(
         coupons=issue_coupons(session, requests, now),
