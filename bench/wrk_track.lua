@@ -1,6 +1,7 @@
 -- wrk script: POST /api/v1/track with unique event ids, a snippet-like mix, spread over many stores.
 -- Environment: BENCH_KEYS (file of "public_key domain" lines), BENCH_BATCH (events per request),
--- BENCH_TAG (unique per run, so event ids never repeat), BENCH_MAX (requests per thread, then stop).
+-- BENCH_TAG (unique per run, so event ids never repeat), BENCH_MAX (requests per thread, then stop),
+-- BENCH_PATH (default /api/v1/track).
 -- Each visitor sends 10 events to one store: identify, 2 x cart_updated, 7 x product_viewed.
 
 local threads = {}
@@ -20,6 +21,7 @@ function init(args)
     end
   end
   batch = tonumber(os.getenv("BENCH_BATCH") or "1")
+  path = os.getenv("BENCH_PATH") or "/api/v1/track"
   tag = (os.getenv("BENCH_TAG") or "run") .. "-" .. id
   max_requests = tonumber(os.getenv("BENCH_MAX") or "1000000000")
   counter, responses, accepted, limited, failed = 0, 0, 0, 0, 0
@@ -49,7 +51,7 @@ function request()
     counter = counter + 1
   end
   local body = '{"key":"' .. keys[store] .. '","batch":[' .. table.concat(events, ",") .. ']}'
-  return wrk.format("POST", "/api/v1/track", {["Content-Type"] = "text/plain"}, body)
+  return wrk.format("POST", path, {["Content-Type"] = "text/plain"}, body)
 end
 
 function response(status, headers, body)

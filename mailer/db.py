@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
@@ -127,15 +128,28 @@ def insert_ignoring_conflicts(session: Session, model: type[Base], rows: list[di
     if not rows:
         return 0
     connection = session.connection()
-    return len(connection.execute(_insert_ignoring(connection.dialect.name, model.__table__), rows).all())  # type: ignore[arg-type]
+    return len(connection.execute(insert_ignoring_statement(connection.dialect.name, model.__table__), rows).all())  # type: ignore[arg-type]
 
 
 @functools.cache
-def _insert_ignoring(dialect_name: str, table: Table) -> Insert:
-    # Built once per table: building a statement costs more Python than running it, and the
-    # same object keeps its cache key and compiled SQL.
+def insert_ignoring_statement(dialect_name: str, table: Table) -> Insert:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING the primary key, built once per table and dialect.
+
+    Building a statement costs more Python than running it; the same object keeps its cache
+    key and compiled SQL.
+    """
     dialect = postgresql if dialect_name == "postgresql" else sqlite
     return dialect.insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
+
+
+def expire_loaded(session: Session, model: type[Base], primary_key: int) -> None:
+    """Expire `model`'s row `primary_key` if the session holds it, after a Core statement changed it.
+
+    Core writes bypass the ORM: without this, an object loaded earlier would show old values.
+    """
+    loaded = session.identity_map.get(identity_key(model, primary_key))
+    if loaded is not None:
+        session.expire(loaded)
 
 
 def is_postgresql(session_or_engine: Session | Engine | Connection) -> bool:

@@ -14,9 +14,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from mailer.campaigns.exits import on_order
-from mailer.db import insert_ignoring_conflicts
+from mailer.db import expire_loaded, insert_ignoring_conflicts
 from mailer.errors import ValidationError
-from mailer.ingest.identity import get_or_create_contact
+from mailer.ingest.carts import upsert_cart
+from mailer.ingest.identity import contact_id_for_email
 from mailer.ingest.orders import NewOrder, record_order
 from mailer.ingest.schema import (
     CartUpdated,
@@ -27,7 +28,7 @@ from mailer.ingest.schema import (
     ValidEvent,
     validate_event,
 )
-from mailer.models import AnonymousId, Cart, CartItem, Contact, Event, Order
+from mailer.models import AnonymousId, Cart, Contact, Event, Order
 from mailer.rendering.coupons import redeem_coupon
 from mailer.reports.attribution import attribute_order
 
@@ -159,9 +160,33 @@ def contacts_of_browsers(session: Session, store_id: int, anonymous_ids: set[str
 
 
 # Built once, with bound parameters: building a statement costs more Python than running it.
-_anonymous_ids = AnonymousId.__table__
-_BROWSER = select(_anonymous_ids.c.anonymous_id, _anonymous_ids.c.contact_id).where(
-    _anonymous_ids.c.store_id == bindparam("store_id"), _anonymous_ids.c.anonymous_id == bindparam("anonymous_id")
+_anonymous_ids, _events, _contacts = AnonymousId.__table__, Event.__table__, Contact.__table__
+_THIS_BROWSER = (_anonymous_ids.c.store_id == bindparam("store_id")) & (_anonymous_ids.c.anonymous_id == bindparam("anonymous_id"))
+_BROWSER = select(_anonymous_ids.c.anonymous_id, _anonymous_ids.c.contact_id).where(_THIS_BROWSER)
+_BROWSER_OWNER = select(_anonymous_ids.c.contact_id).where(_THIS_BROWSER)
+_FOLLOW_BROWSER = (
+    update(_anonymous_ids)
+    .where(_anonymous_ids.c.store_id == bindparam("in_store"), _anonymous_ids.c.anonymous_id == bindparam("browser"))
+    .values(contact_id=bindparam("new_contact_id"))
+)
+_carts = Cart.__table__
+_MOVE_CARTS = (
+    update(_carts)
+    .where(_carts.c.store_id == bindparam("in_store"), _carts.c.anonymous_id == bindparam("browser"),
+           _carts.c.contact_id.is_(None))
+    .values(contact_id=bindparam("new_contact_id"))
+    .returning(_carts.c.id)
+)
+_MOVE_EVENTS = (
+    update(_events)
+    .where(_events.c.store_id == bindparam("in_store"), _events.c.anonymous_id == bindparam("browser"),
+           _events.c.contact_id.is_(None))
+    .values(contact_id=bindparam("new_contact_id"))
+)
+_EVENT_CONTACT = (
+    update(_events)
+    .where(_events.c.store_id == bindparam("in_store"), _events.c.event_id == bindparam("this_event"))
+    .values(contact_id=bindparam("new_contact_id"))
 )
 
 
@@ -210,29 +235,25 @@ def apply_event(session: Session, store: IngestingStore, event: ValidEvent, now:
     contact_id = contacts_of_browsers(session, store.id, {browser}).get(browser) if browser else None
     if not _claim_event_id(session, store, event, now, contact_id):
         return False
-    contact: Contact | None = None
+    owner_known = contact_id is not None  # the event row was born with its contact
     if event.email is not None:
-        contact = _identify(session, store, event, now)
-        contact_id = contact.id
+        contact_id, owner_known = _identify(session, store, event, now)
     payload = event.payload
-    if isinstance(payload, Traits | OrderPlaced) and contact is None and contact_id is not None:
-        contact = session.get(Contact, contact_id)  # the whole row only where it is changed
     if isinstance(payload, Traits):
-        if contact is not None:
-            apply_traits(contact, payload, now)
+        if contact_id is not None:
+            update_traits(session, contact_id, payload, now)
     elif isinstance(payload, CartUpdated):
-        apply_cart_update(session, store, payload, event, contact_id, now)
+        upsert_cart(session, store.id, store.currency, payload, event.occurred_at,
+                    contact_id=contact_id, anonymous_id=event.anonymous_id, now=now)
     elif isinstance(payload, CheckoutStarted):
         apply_checkout_started(session, store, payload, event, contact_id, now)
     elif isinstance(payload, OrderPlaced):
+        contact = session.get(Contact, contact_id) if contact_id is not None else None
         if contact is None:
             raise ValidationError("order_placed needs an email (or an anonymous_id identified before)")
         apply_order(session, store, payload, event.occurred_at, contact, now, source=source)
-    if contact is not None and event.email is not None:
-        session.execute(
-            update(Event).where(Event.store_id == store.id, Event.event_id == event.event_id).values(contact_id=contact.id)
-            .execution_options(synchronize_session=False)
-        )
+    if contact_id is not None and not owner_known:
+        session.connection().execute(_EVENT_CONTACT, {"in_store": store.id, "this_event": event.event_id, "new_contact_id": contact_id})
     session.flush()
     return True
 
@@ -256,49 +277,46 @@ def _claim_event_id(
 # --- identity ---------------------------------------------------------------------------------
 
 
-def _identify(session: Session, store: IngestingStore, event: ValidEvent, now: datetime) -> Contact:
-    # An email identifies the contact (created when new) and merges the browser's anonymous history.
+def _identify(session: Session, store: IngestingStore, event: ValidEvent, now: datetime) -> tuple[int, bool]:
+    # An email identifies the contact (created when new) and merges the browser's anonymous
+    # history; returns the contact's id and whether the merge already gave it this event.
     assert event.email is not None
-    contact = get_or_create_contact(session, store.id, event.email, now)
-    if event.anonymous_id is not None:
-        merge_anonymous(session, store.id, event.anonymous_id, contact, now)
-    return contact
+    contact_id = contact_id_for_email(session, store.id, event.email, now)
+    moved = event.anonymous_id is not None and merge_anonymous(session, store.id, event.anonymous_id, contact_id, now)
+    return contact_id, moved
 
 
-def merge_anonymous(session: Session, store_id: int, anonymous_id: str, contact: Contact, now: datetime) -> None:
+def merge_anonymous(session: Session, store_id: int, anonymous_id: str, contact_id: int, now: datetime) -> bool:
     """Attach the anonymous id to the contact and move its not-yet-owned carts and events over.
 
     A browser shared by two people follows whoever identified last; what the first one did
-    stays theirs.
+    stays theirs. Returns False when the browser was the contact's already (nothing moved).
     """
-    owner = session.scalar(
-        select(AnonymousId.contact_id).where(AnonymousId.store_id == store_id, AnonymousId.anonymous_id == anonymous_id)
-    )
-    if owner == contact.id:
-        return  # merged before: later anonymous events were given the contact as they arrived
+    connection = session.connection()
+    owner = connection.execute(_BROWSER_OWNER, {"store_id": store_id, "anonymous_id": anonymous_id}).scalar()
+    if owner == contact_id:
+        return False  # merged before: later anonymous events were given the contact as they arrived
     new_browser = owner is None and insert_ignoring_conflicts(
         session, AnonymousId,
-        [{"store_id": store_id, "anonymous_id": anonymous_id, "contact_id": contact.id, "created_at": now}],
+        [{"store_id": store_id, "anonymous_id": anonymous_id, "contact_id": contact_id, "created_at": now}],
     ) == 1
     if not new_browser:  # someone else's browser (or a racing request inserted it): it follows the last
-        session.execute(
-            update(AnonymousId)
-            .where(AnonymousId.store_id == store_id, AnonymousId.anonymous_id == anonymous_id)
-            .values(contact_id=contact.id)
-            .execution_options(synchronize_session=False)
-        )
-    session.execute(
-        update(Cart)
-        .where(Cart.store_id == store_id, Cart.anonymous_id == anonymous_id, Cart.contact_id.is_(None))
-        .values(contact_id=contact.id)
-        .execution_options(synchronize_session="fetch")
-    )
-    session.execute(
-        update(Event)
-        .where(Event.store_id == store_id, Event.anonymous_id == anonymous_id, Event.contact_id.is_(None))
-        .values(contact_id=contact.id)
-        .execution_options(synchronize_session=False)
-    )
+        connection.execute(_FOLLOW_BROWSER, {"in_store": store_id, "browser": anonymous_id, "new_contact_id": contact_id})
+    moved_carts = connection.execute(_MOVE_CARTS, {"in_store": store_id, "browser": anonymous_id, "new_contact_id": contact_id})
+    for (cart_id,) in moved_carts:
+        expire_loaded(session, Cart, cart_id)
+    connection.execute(_MOVE_EVENTS, {"in_store": store_id, "browser": anonymous_id, "new_contact_id": contact_id})
+    return True
+
+
+def update_traits(session: Session, contact_id: int, traits: Traits, now: datetime) -> None:
+    """Apply identify traits to the contact: names by one UPDATE; a consent decision through apply_traits."""
+    if traits.consent is not None and traits.consent_at is not None:
+        apply_traits(session.get_one(Contact, contact_id), traits, now)
+        return
+    values: dict[str, object] = {name: getattr(traits, name) for name in ("first_name", "last_name", "timezone") if getattr(traits, name)}
+    session.connection().execute(update(_contacts).where(_contacts.c.id == contact_id).values(**values, updated_at=now))
+    expire_loaded(session, Contact, contact_id)
 
 
 def apply_traits(contact: Contact, traits: Traits, now: datetime) -> None:
@@ -340,38 +358,6 @@ def _claim(cart: Cart, event: ValidEvent, contact_id: int | None) -> None:
         cart.contact_id = contact_id
     if cart.anonymous_id is None and event.anonymous_id is not None:
         cart.anonymous_id = event.anonymous_id
-
-
-def apply_cart_update(
-    session: Session, store: IngestingStore, data: CartUpdated, event: ValidEvent, contact_id: int | None, now: datetime
-) -> Cart:
-    """Upsert the cart with its current items; an older event (arriving late) never rewinds it."""
-    cart = find_cart(session, store.id, data.cart_id)
-    if cart is None:
-        cart = _new_cart(session, store, data.cart_id, event, contact_id, now)
-        newer = True
-    else:
-        _claim(cart, event, contact_id)
-        newer = event.occurred_at >= cart.last_activity_at
-    # A cart that only saw checkout_started so far has no items of any age: take these.
-    never_filled = cart.status == "open" and not cart.items
-    if newer or never_filled:
-        cart.items = [
-            CartItem(
-                position=position, sku=item.sku, name=item.name, price=item.price, quantity=item.quantity,
-                url=item.url, image_url=item.image_url,
-            )
-            for position, item in enumerate(data.items)
-        ]
-        cart.value = data.value
-        cart.currency = data.currency or cart.currency or store.currency
-        if data.restore_url is not None:
-            cart.restore_url = data.restore_url
-        if cart.status != "converted":  # a bought cart stays bought: no reminders after a purchase
-            cart.status = "open" if data.items else "emptied"
-    if newer:
-        cart.last_activity_at = event.occurred_at
-    return cart
 
 
 def apply_checkout_started(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from mailer.db import insert_ignoring_statement
 from mailer.errors import ValidationError
 from mailer.models import Contact
 
@@ -28,6 +29,24 @@ def normalize_email(value: object) -> str:
 def find_contact(session: Session, store_id: int, email: str) -> Contact | None:
     """The store's contact with this (normalized) email, if any."""
     return session.scalar(select(Contact).where(Contact.store_id == store_id, Contact.email == email))
+
+
+_contacts = Contact.__table__
+_CONTACT_ID = select(_contacts.c.id).where(_contacts.c.store_id == bindparam("store_id"), _contacts.c.email == bindparam("email"))
+
+
+def contact_id_for_email(session: Session, store_id: int, email: str, now: datetime) -> int:
+    """The id of the store's contact for `email` (normalized here), created when new: one INSERT, or an INSERT and a read.
+
+    Core statements, no ORM object: the snippet's identify calls need only the id.
+    """
+    email = normalize_email(email)
+    connection = session.connection()
+    row = {"store_id": store_id, "email": email, "created_at": now, "updated_at": now}
+    created = connection.execute(insert_ignoring_statement(connection.dialect.name, _contacts), [row]).first()
+    if created is not None:
+        return int(created[0])
+    return int(connection.execute(_CONTACT_ID, {"store_id": store_id, "email": email}).scalar_one())
 
 
 def get_or_create_contact(session: Session, store_id: int, email: str, now: datetime, **fields: object) -> Contact:

@@ -194,3 +194,18 @@ def test_is_plain_view_only_for_product_views_without_an_email() -> None:
     assert not is_plain_view(valid(track("v", "product_viewed", {"sku": "A"}, anonymous_id="a", email="a@b.example")))
     assert not is_plain_view(valid(track("c", "cart_updated", cart("c", ("A", "1", 1)), anonymous_id="a")))
     assert not is_plain_view(valid(identify("i", "a@b.example")))
+
+
+def test_a_cart_loaded_before_an_update_in_the_same_session_shows_the_update(session) -> None:
+    # Cart updates are Core statements; an ORM object the session already holds must not go stale.
+    store = make_store(session)
+    ingest(session, store, track("c1", "cart_updated", cart("cart-5", ("A", "1.00", 1)), anonymous_id="anon-5"))
+    loaded = session.scalar(select(Cart).where(Cart.store_id == store.id, Cart.external_id == "cart-5"))
+    assert [item.sku for item in loaded.items] == ["A"]
+    ingest(session, store, track("c2", "cart_updated", cart("cart-5", ("B", "2.00", 3)), anonymous_id="anon-5"))
+    ingest(session, store, identify("i1", "bo@example.com", anonymous_id="anon-5"))
+    assert [(item.sku, item.quantity) for item in loaded.items] == [("B", 3)]
+    bo = session.scalar(select(Contact).where(Contact.store_id == store.id, Contact.email == "bo@example.com"))
+    assert loaded.contact_id == bo.id
+    ingest(session, store, identify("i2", "bo@example.com", traits={"first_name": "Bo"}))
+    assert bo.first_name == "Bo"
