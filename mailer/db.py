@@ -132,14 +132,15 @@ def insert_ignoring_conflicts(session: Session, model: type[Base], rows: list[di
 
 
 @functools.cache
-def insert_ignoring_statement(dialect_name: str, table: Table) -> Insert:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING the primary key, built once per table and dialect.
+def insert_ignoring_statement(dialect_name: str, table: Table, returning: str | None = None) -> Insert:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING the primary key (or the `returning` column), built once.
 
     Building a statement costs more Python than running it; the same object keeps its cache
     key and compiled SQL.
     """
     dialect = postgresql if dialect_name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    columns = [table.c[returning]] if returning else list(table.primary_key.columns)
+    return dialect.insert(table).on_conflict_do_nothing().returning(*columns)
 
 
 def expire_loaded(session: Session, model: type[Base], primary_key: int) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from mailer.campaigns.exits import on_order
-from mailer.db import expire_loaded, insert_ignoring_conflicts
+from mailer.db import expire_loaded, insert_ignoring_conflicts, insert_ignoring_statement
 from mailer.errors import ValidationError
 from mailer.ingest.carts import upsert_cart
 from mailer.ingest.identity import contact_id_for_email
@@ -73,7 +73,8 @@ def ingest_batch(
     Views of a product by a browser (no email, nothing to update but the event itself) are
     stored together in one statement after the others, which have effects and are applied one
     by one in order, each in its own savepoint unless it is alone in a transaction that holds
-    nothing else (`own_transaction`, a request's): then a failure rolls back. The result is
+    nothing else (`own_transaction`, a request's): then the whole batch is first tried at once
+    (see _ingest_together) and only a refusal costs the one-by-one pass. The result is
     the same as applying all in order: a browser's anonymous events end up with whoever it
     identified as. `public` is the snippet's endpoint (stricter timestamps, links on the store's
     domain); `source` names where orders came from (default: `snippet` or `api`).
@@ -93,6 +94,12 @@ def ingest_batch(
             views.append((index, event))
         else:
             effects.append((index, event))
+    if own_transaction and (effects or views):
+        try:
+            together = IngestResult(rejected=list(result.rejected))  # left behind if the batch is replayed
+            return _ingest_together(session, store, sorted(effects + views), now, source, together)
+        except (ValidationError, DBAPIError):
+            session.rollback()  # some event is refused: again one by one, to keep its neighbours
     isolate = not own_transaction or len(effects) + len(views) > 1
     apply = _apply_isolated if isolate else _apply_alone
     for index, event in effects:
@@ -119,6 +126,63 @@ def ingest_batch(
             result.duplicates += len(views) - stored
     result.rejected.sort(key=lambda rejection: rejection["index"])
     return result
+
+
+def _ingest_together(
+    session: Session, store: IngestingStore, events: list[tuple[int, ValidEvent]], now: datetime, source: str,
+    result: IngestResult,
+) -> IngestResult:
+    # The happy path of a request's batch: every row claimed by one INSERT, then the effects in
+    # order with no savepoints. Anything refused raises, and the caller rolls back and replays.
+    browsers = {event.anonymous_id for _, event in events if event.anonymous_id is not None}
+    owners = contacts_of_browsers(session, store.id, browsers)
+    identified: set[str] = set()  # browsers that identify in this batch: their later rows are settled at the end
+    rows = []
+    for _, event in events:
+        browser = event.anonymous_id
+        contact_id = owners.get(browser) if browser and event.email is None and browser not in identified else None
+        rows.append(event_row(store.id, event, now, contact_id))
+        if browser and event.email is not None:
+            identified.add(browser)
+    claimed = claim_event_ids(session, rows)
+    for (_, event), row in zip(events, rows, strict=True):
+        if event.event_id not in claimed:
+            result.duplicates += 1
+            continue
+        claimed.discard(event.event_id)  # a second copy in the same batch is a duplicate
+        result.accepted += 1
+        if is_plain_view(event):
+            continue
+        browser = event.anonymous_id
+        known = owners.get(browser) if browser and event.email is None else None
+        contact_id = apply_effects(session, store, event, now, known, row_has_contact=row["contact_id"] is not None,
+                                   source=source)
+        if browser and event.email is not None and contact_id is not None:
+            owners[browser] = contact_id  # the browser follows whoever identified last
+    for browser in identified & owners.keys():  # rows claimed before their browser's identify was applied
+        session.connection().execute(_SETTLE_BROWSER_ROWS, {
+            "in_store": store.id, "browser": browser, "new_contact_id": owners[browser],
+            "these_events": [row["event_id"] for row in rows if row["anonymous_id"] == browser],
+        })
+    session.flush()
+    result.rejected.sort(key=lambda rejection: rejection["index"])
+    return result
+
+
+def event_row(store_id: int, event: ValidEvent, now: datetime, contact_id: int | None) -> dict[str, Any]:
+    """The `events` row of a validated event."""
+    return {
+        "store_id": store_id, "event_id": event.event_id, "type": event.type, "name": event.name,
+        "anonymous_id": event.anonymous_id, "properties": event.stored_properties(),
+        "occurred_at": event.occurred_at, "received_at": now, "contact_id": contact_id,
+    }
+
+
+def claim_event_ids(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert the rows whose event ids are new (one statement); returns those ids."""
+    connection = session.connection()
+    statement = insert_ignoring_statement(connection.dialect.name, _events, "event_id")
+    return set(connection.execute(statement, rows).scalars())
 
 
 def is_plain_view(event: ValidEvent) -> bool:
@@ -183,6 +247,12 @@ _MOVE_EVENTS = (
            _events.c.contact_id.is_(None))
     .values(contact_id=bindparam("new_contact_id"))
 )
+_SETTLE_BROWSER_ROWS = (
+    update(_events)
+    .where(_events.c.store_id == bindparam("in_store"), _events.c.anonymous_id == bindparam("browser"),
+           _events.c.event_id.in_(bindparam("these_events", expanding=True)), _events.c.contact_id.is_(None))
+    .values(contact_id=bindparam("new_contact_id"))
+)
 _EVENT_CONTACT = (
     update(_events)
     .where(_events.c.store_id == bindparam("in_store"), _events.c.event_id == bindparam("this_event"))
@@ -235,7 +305,17 @@ def apply_event(session: Session, store: IngestingStore, event: ValidEvent, now:
     contact_id = contacts_of_browsers(session, store.id, {browser}).get(browser) if browser else None
     if not _claim_event_id(session, store, event, now, contact_id):
         return False
-    owner_known = contact_id is not None  # the event row was born with its contact
+    apply_effects(session, store, event, now, contact_id, row_has_contact=contact_id is not None, source=source)
+    session.flush()
+    return True
+
+
+def apply_effects(
+    session: Session, store: IngestingStore, event: ValidEvent, now: datetime, contact_id: int | None, *,
+    row_has_contact: bool, source: str = "api",
+) -> int | None:
+    """Apply a claimed event's effects (`contact_id`: its browser's contact, when known); returns its contact's id."""
+    owner_known = row_has_contact
     if event.email is not None:
         contact_id, owner_known = _identify(session, store, event, now)
     payload = event.payload
@@ -254,8 +334,7 @@ def apply_event(session: Session, store: IngestingStore, event: ValidEvent, now:
         apply_order(session, store, payload, event.occurred_at, contact, now, source=source)
     if contact_id is not None and not owner_known:
         session.connection().execute(_EVENT_CONTACT, {"in_store": store.id, "this_event": event.event_id, "new_contact_id": contact_id})
-    session.flush()
-    return True
+    return contact_id
 
 
 def _claim_event_id(
@@ -266,12 +345,7 @@ def _claim_event_id(
     Claiming the id first makes the unique key the judge of replays, even between racing
     requests.
     """
-    row = {
-        "store_id": store.id, "event_id": event.event_id, "type": event.type, "name": event.name,
-        "anonymous_id": event.anonymous_id, "properties": event.stored_properties(),
-        "occurred_at": event.occurred_at, "received_at": now, "contact_id": contact_id,
-    }
-    return insert_ignoring_conflicts(session, Event, [row]) == 1
+    return insert_ignoring_conflicts(session, Event, [event_row(store.id, event, now, contact_id)]) == 1
 
 
 # --- identity ---------------------------------------------------------------------------------

@@ -209,3 +209,50 @@ def test_a_cart_loaded_before_an_update_in_the_same_session_shows_the_update(ses
     assert loaded.contact_id == bo.id
     ingest(session, store, identify("i2", "bo@example.com", traits={"first_name": "Bo"}))
     assert bo.first_name == "Bo"
+
+
+def _own(database, store, *events):
+    with database.transaction() as session:
+        return ingest_batch(session, store, list(events), now=NOW, public=False, own_transaction=True)
+
+
+def test_a_requests_batch_applied_at_once_ends_as_one_by_one_would(database) -> None:
+    with database.transaction() as session:
+        store = make_store(session)
+        old = make_contact(session, store, email="old@example.com")
+        session.add(AnonymousId(store_id=store.id, anonymous_id="shared", contact_id=old.id, created_at=NOW))
+    batch = [
+        track("v1", "product_viewed", {"sku": "A"}, anonymous_id="shared"),  # before the switch: still old's
+        track("c1", "cart_updated", cart("cart-s", ("A", "1.00", 1)), anonymous_id="shared"),
+        identify("i1", "new@example.com", anonymous_id="shared", traits={"first_name": "Nia"}),
+        track("v2", "product_viewed", {"sku": "B"}, anonymous_id="shared"),
+        track("c2", "cart_updated", cart("cart-n", ("B", "2.00", 1)), anonymous_id="shared"),
+        track("v1", "product_viewed", {"sku": "A"}, anonymous_id="shared"),  # the same id again
+        track("x", "product_viewed", {"sku": "A"}, anonymous_id="stranger"),
+    ]
+    result = _own(database, store, *batch)
+    assert (result.accepted, result.duplicates, result.rejected) == (6, 1, [])
+    with database.transaction() as session:
+        new = session.scalar(select(Contact).where(Contact.store_id == store.id, Contact.email == "new@example.com"))
+        assert new.first_name == "Nia"
+        owners = dict(session.execute(select(Event.event_id, Event.contact_id).where(Event.store_id == store.id)).all())
+        assert owners == {"v1": old.id, "c1": old.id, "i1": new.id, "v2": new.id, "c2": new.id, "x": None}
+        carts = dict(session.execute(select(Cart.external_id, Cart.contact_id).where(Cart.store_id == store.id)).all())
+        assert carts == {"cart-s": old.id, "cart-n": new.id}
+    assert (_own(database, store, *batch).duplicates, _own(database, store, *batch).accepted) == (7, 0)
+
+
+def test_a_refused_event_in_a_requests_batch_sends_it_one_by_one_and_keeps_the_neighbours(database) -> None:
+    with database.transaction() as session:
+        store = make_store(session)
+    result = _own(
+        database, store,
+        track("ok-1", "product_viewed", {"sku": "A"}, anonymous_id="anon"),
+        track("bad", "order_placed", {"order_id": "9", "total": "5", "currency": "USD"}, anonymous_id="anon"),
+        track("ok-2", "cart_updated", cart("c", ("A", "1", 1)), anonymous_id="anon"),
+    )
+    assert result.accepted == 2
+    assert result.rejected == [{"index": 1, "error": "order_placed needs an email (or an anonymous_id identified before)"}]
+    with database.transaction() as session:
+        assert sorted(session.scalars(select(Event.event_id).where(Event.store_id == store.id))) == ["ok-1", "ok-2"]
+        assert count(session, Cart, Cart.store_id == store.id) == 1
