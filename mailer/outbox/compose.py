@@ -33,6 +33,7 @@ from mailer.rendering import CompiledTemplate, compile_template, load_template, 
 from mailer.rendering.context import build_context
 from mailer.rendering.coupons import CouponRequest, issue_coupons
 from mailer.rendering.links import track_links
+from mailer.scheduling.ids import among
 from mailer.templates_store import template_overrides
 from mailer.tracking.tokens import make_token
 
@@ -150,7 +151,7 @@ def load_batch_facts(session: Session, messages: list[tuple[Message, Store, Effe
     contact_ids = {message.contact_id for message, _store, _step in messages}
     latest = (
         select(Order.contact_id, func.max(Order.placed_at).label("placed_at"))
-        .where(Order.contact_id.in_(contact_ids))
+        .where(among(session, Order.contact_id, contact_ids))
         .group_by(Order.contact_id)
         .subquery()
     )
@@ -205,7 +206,7 @@ def store_composed(session: Session, facts: BatchFacts) -> None:
     elif rows:
         session.execute(_UPDATE_COMPOSED, [{f"v_{key}": value for key, value in row.items()} for row in rows])
     if rows:
-        session.execute(delete(Link).where(Link.message_id.in_([row["id"] for row in rows])))
+        session.execute(delete(Link).where(among(session, Link.message_id, [row["id"] for row in rows])))
     if links and is_postgresql(session):
         session.execute(_INSERT_LINKS_PG, {key: [link[key] for link in links] for key in _LINK_COLUMNS})
     elif links:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from mailer.errors import DeliveryError, PermanentDeliveryError
 from mailer.models import Contact, Message, TrackingEvent
 from mailer.scheduling.claim import Claim
+from mailer.scheduling.ids import among
 from mailer.scheduling.planner import retry_at
 from mailer.tracking.suppressions import suppress
 
@@ -38,7 +39,7 @@ def record_outcomes(session: Session, claim: Claim, outcomes: list[Outcome], now
         # One statement for the whole checkpoint; RETURNING counts only rows this claim still held.
         result = session.execute(
             update(Message)
-            .where(Message.id.in_(accepted), Message.claim_token == claim.token, Message.status == "sending")
+            .where(among(session, Message.id, accepted), Message.claim_token == claim.token, Message.status == "sending")
             .values(status="sent", sent_at=now, attempts=Message.attempts + 1, claim_token=None, lease_until=None)
             .returning(Message.id)
             .execution_options(synchronize_session=False)

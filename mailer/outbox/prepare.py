@@ -24,6 +24,7 @@ from mailer.outbox.compose import (
 from mailer.outbox.rules import Defer, SendFacts, Skip, decide
 from mailer.outbox.steps import EffectiveStep, effective_step
 from mailer.scheduling.claim import Claim
+from mailer.scheduling.ids import among
 from mailer.scheduling.planner import QuietHours
 from mailer.tracking.suppressions import suppressed_emails
 
@@ -122,7 +123,7 @@ def _within_caps(
     if losers:
         # Another worker took the slot meanwhile: read when, so the defer lands right after the cap.
         session.scalars(
-            select(Contact).where(Contact.id.in_(set(losers))).execution_options(populate_existing=True)
+            select(Contact).where(among(session, Contact.id, set(losers))).execution_options(populate_existing=True)
         ).all()
     for message in later + [first_per_contact[c][0] for c in first_per_contact if c not in winners]:
         contact = contacts[message.contact_id]
@@ -141,7 +142,7 @@ def prepare_claim(session: Session, claim: Claim, *, settings: Settings, now: da
     messages = list(
         session.scalars(
             select(Message).where(
-                Message.id.in_(claim.message_ids),
+                among(session, Message.id, claim.message_ids),
                 Message.claim_token == claim.token,
                 Message.status == "sending",
             )
@@ -154,14 +155,14 @@ def prepare_claim(session: Session, claim: Claim, *, settings: Settings, now: da
         e.id: e
         for e in session.execute(
             select(Enrollment.id, Enrollment.status, Enrollment.exit_reason, Enrollment.cart_id)
-            .where(Enrollment.id.in_({m.enrollment_id for m in messages}))
+            .where(among(session, Enrollment.id, {m.enrollment_id for m in messages}))
         )
     }
-    contacts = {c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_({m.contact_id for m in messages})))}
-    campaigns = {c.id: c for c in session.scalars(select(Campaign).where(Campaign.id.in_({m.campaign_id for m in messages})))}
-    stores = {s.id: s for s in session.scalars(select(Store).where(Store.id.in_({m.store_id for m in messages})))}
+    contacts = {c.id: c for c in session.scalars(select(Contact).where(among(session, Contact.id, {m.contact_id for m in messages})))}
+    campaigns = {c.id: c for c in session.scalars(select(Campaign).where(among(session, Campaign.id, {m.campaign_id for m in messages})))}
+    stores = {s.id: s for s in session.scalars(select(Store).where(among(session, Store.id, {m.store_id for m in messages})))}
     cart_ids = {e.cart_id for e in enrollments.values() if e.cart_id is not None}
-    carts = {c.id: c for c in session.scalars(select(Cart).where(Cart.id.in_(cart_ids)))} if cart_ids else {}
+    carts = {c.id: c for c in session.scalars(select(Cart).where(among(session, Cart.id, cart_ids)))} if cart_ids else {}
     suppressed: set[tuple[int, str]] = set()
     for store_id in stores:
         emails = [contacts[m.contact_id].email for m in messages if m.store_id == store_id]

@@ -10,6 +10,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from mailer.models import Coupon, Message
+from mailer.scheduling.ids import among
 
 # 32 symbols without 0/O, 1/I: 8 of them carry exactly 40 random bits and read aloud safely.
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -44,12 +45,12 @@ def issue_coupons(session: Session, requests: list[CouponRequest], now: datetime
     if not requests:
         return {}
     ids = [r.message.id for r in requests]
-    coupons = {c.message_id: c for c in session.scalars(select(Coupon).where(Coupon.message_id.in_(ids)))}
+    coupons = {c.message_id: c for c in session.scalars(select(Coupon).where(among(session, Coupon.message_id, ids)))}
     missing = [r for r in requests if r.message.id not in coupons]
     codes = {r.message.id: new_coupon_code(r.prefix) for r in missing}
     while codes:
         # 40 random bits collide rarely, but a store with a million codes will meet one: redraw those.
-        taken = set(session.scalars(select(Coupon.code).where(Coupon.code.in_(list(codes.values())))))
+        taken = set(session.scalars(select(Coupon.code).where(among(session, Coupon.code, list(codes.values())))))
         seen: set[str] = set()
         clashes = []
         for message_id, code in codes.items():

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from mailer.db import is_postgresql
 from mailer.models import Message
+from mailer.scheduling.ids import among
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def claim_due(session: Session, now: datetime, *, limit: int, lease_seconds: int
         return Claim(token=token, message_ids=(), lease_until=lease_until)
     statement = (
         update(Message)
-        .where(Message.id.in_(chosen), _claimable(now))
+        .where(among(session, Message.id, chosen), _claimable(now))
         .values(status="sending", claim_token=token, lease_until=lease_until)
         .returning(Message.id)
         .execution_options(synchronize_session=False)

@@ -201,3 +201,16 @@ def test_cap_slots_go_to_free_contacts_and_to_the_message_that_already_holds_one
     assert rows[mine.id][1] == message_ids[2]
     assert rows[taken.id][1] == 999_999  # the loser keeps the other worker's slot
     assert {rows[c.id][0].replace(tzinfo=None) for c in (never, mine, long_ago)} == {NOW.replace(tzinfo=None)}
+
+
+def test_among_matches_a_batch_of_ids_or_codes_on_each_backend(session: Session) -> None:
+    from mailer.models import Contact
+    from mailer.scheduling.ids import among
+
+    store = make_store(session)
+    people = customers(session, store, 3)
+    ids = [p.id for p in people]
+    assert set(session.scalars(select(Contact.id).where(among(session, Contact.id, ids[:2])))) == set(ids[:2])
+    assert list(session.scalars(select(Contact.id).where(among(session, Contact.id, [])))) == []
+    emails = {people[2].email, "nobody@example.com"}
+    assert list(session.scalars(select(Contact.id).where(among(session, Contact.email, emails)))) == [ids[2]]
