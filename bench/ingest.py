@@ -32,7 +32,8 @@ from bench.report import Table, rate, ratio
 from mailer.clock import utcnow
 from mailer.db import Database
 
-GUNICORN_WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", "2"))
+# 2 × cores, gunicorn's own advice: a sync worker waiting on PostgreSQL leaves its core to another.
+GUNICORN_WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", "4"))
 WRK_THREADS = 1
 WRK_CONNECTIONS = 8
 STORES = 200  # the public API allows 50 req/s (burst 200) per key and process: spread the load over many keys
