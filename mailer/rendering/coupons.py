@@ -5,10 +5,13 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from mailer.db import is_postgresql
 from mailer.models import Coupon, Message
 from mailer.scheduling.ids import among
 
@@ -76,9 +79,27 @@ def issue_coupons(session: Session, requests: list[CouponRequest], now: datetime
             }
             for request in missing
         ]
-        for coupon in session.scalars(insert(Coupon).returning(Coupon), rows):
+        for coupon in session.scalars(*_insert_returning(session, rows)):
             coupons[coupon.message_id] = coupon
     return coupons
+
+
+def _insert_returning(session: Session, rows: list[dict[str, Any]]) -> tuple[Any, ...]:
+    """The INSERT … RETURNING of the batch and its parameters, for `session.scalars`.
+
+    PostgreSQL: INSERT … SELECT from unnest of one array per column, a statement whose text stays
+    the same whatever the batch size (the multi-row VALUES form is re-parsed by the driver each time).
+    """
+    if not is_postgresql(session):
+        return insert(Coupon).returning(Coupon), rows
+    names = list(rows[0])
+    table_columns = Coupon.__table__.c  # type: ignore[attr-defined]
+    source = (
+        func.unnest(*(bindparam(name, [row[name] for row in rows], type_=ARRAY(table_columns[name].type)) for name in names))
+        .table_valued(*names)
+        .render_derived()
+    )
+    return (insert(Coupon).from_select(names, select(*(source.c[name] for name in names))).returning(Coupon),)
 
 
 def coupon_status(coupon: Coupon | None, now: datetime) -> str:

@@ -214,3 +214,25 @@ def test_among_matches_a_batch_of_ids_or_codes_on_each_backend(session: Session)
     assert list(session.scalars(select(Contact.id).where(among(session, Contact.id, [])))) == []
     emails = {people[2].email, "nobody@example.com"}
     assert list(session.scalars(select(Contact.id).where(among(session, Contact.email, emails)))) == [ids[2]]
+
+
+def test_coupons_are_issued_once_per_message_and_reused_on_a_retry(session: Session) -> None:
+    from mailer.models import Coupon
+    from mailer.rendering.coupons import CouponRequest, issue_coupons
+
+    store = make_store(session)
+    people = customers(session, store, 3)
+    messages = [session.get(Message, message_id) for message_id in plan_winback(session, store, people)]
+    requests = [CouponRequest(m, 10 + 5 * n, 7, "SAVE") for n, m in enumerate(messages) if m is not None]
+    first = issue_coupons(session, requests, NOW)
+    session.flush()
+    again = issue_coupons(session, requests, NOW + timedelta(hours=1))
+    assert {k: c.code for k, c in again.items()} == {k: c.code for k, c in first.items()}
+    stored = {c.message_id: c for c in session.scalars(select(Coupon))}
+    assert len(stored) == 3
+    for n, request in enumerate(requests):
+        coupon = stored[request.message.id]
+        assert coupon is first[request.message.id] and coupon.id is not None  # the session's own objects
+        assert coupon.code.startswith("SAVE-") and coupon.percent_off == 10 + 5 * n
+        assert (coupon.contact_id, coupon.store_id) == (request.message.contact_id, store.id)
+        assert coupon.expires_at.replace(tzinfo=None) == (NOW + timedelta(days=7)).replace(tzinfo=None)
