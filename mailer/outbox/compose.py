@@ -7,19 +7,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    Integer,
-    String,
-    Text,
     bindparam,
     delete,
     func,
     insert,
     select,
-    text,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
@@ -33,7 +27,7 @@ from mailer.rendering import CompiledTemplate, compile_template, load_template, 
 from mailer.rendering.context import build_context
 from mailer.rendering.coupons import CouponRequest, issue_coupons
 from mailer.rendering.links import track_links
-from mailer.scheduling.ids import among
+from mailer.scheduling.ids import among, unnested
 from mailer.templates_store import template_overrides
 from mailer.tracking.tokens import make_token
 
@@ -166,34 +160,10 @@ def load_batch_facts(session: Session, messages: list[tuple[Message, Store, Effe
     )
 
 
-# PostgreSQL: the batch's rows (hundreds) and links (thousands) each in one statement of arrays,
-# where an executemany sends one statement per row.
-_LINK_COLUMNS = ("store_id", "message_id", "position", "url", "kind")
-_INSERT_LINKS_PG = text(
-    "INSERT INTO links (store_id, message_id, position, url, kind) "
-    "SELECT * FROM unnest(:store_id, :message_id, :position, :url, :kind)"
-).bindparams(
-    bindparam("store_id", type_=ARRAY(BigInteger)),
-    bindparam("message_id", type_=ARRAY(BigInteger)),
-    bindparam("position", type_=ARRAY(Integer)),
-    bindparam("url", type_=ARRAY(Text)),
-    bindparam("kind", type_=ARRAY(String)),
-)
-_COMPOSED_COLUMNS = ("id", "subject", "to_email", "message_id_header", "template_version")
-_UPDATE_COMPOSED_PG = text(
-    "UPDATE messages SET subject = v.subject, to_email = v.to_email, "
-    "message_id_header = v.message_id_header, template_version = v.template_version "
-    "FROM unnest(:id, :subject, :to_email, :message_id_header, :template_version) "
-    "AS v(id, subject, to_email, message_id_header, template_version) WHERE messages.id = v.id"
-).bindparams(
-    bindparam("id", type_=ARRAY(BigInteger)),
-    *(bindparam(key, type_=ARRAY(Text)) for key in _COMPOSED_COLUMNS[1:]),
-)
-_messages = Message.__table__.c
 _UPDATE_COMPOSED = (
     update(Message.__table__)
-    .where(_messages.id == bindparam("v_id"))
-    .values({key: bindparam(f"v_{key}") for key in _COMPOSED_COLUMNS[1:]})
+    .where(Message.__table__.c.id == bindparam("v_id"))
+    .values({key: bindparam(f"v_{key}") for key in ("subject", "to_email", "message_id_header", "template_version")})
 )
 
 
@@ -201,14 +171,25 @@ def store_composed(session: Session, facts: BatchFacts) -> None:
     """Record what the batch's emails are: each row's subject, recipient, Message-ID and template
     version, and its links (a reclaimed send rewrites its own), in three statements."""
     rows, links = facts.composed, facts.links
-    if rows and is_postgresql(session):
-        session.execute(_UPDATE_COMPOSED_PG, {key: [row[key] for row in rows] for key in _COMPOSED_COLUMNS})
+    postgresql = is_postgresql(session)
+    if rows and postgresql:
+        # PostgreSQL: one UPDATE … FROM unnest(arrays) for the batch, where an executemany sends
+        # an UPDATE per row (likewise the links' INSERT below, a few thousand rows).
+        source = unnested(Message.__table__, rows)  # type: ignore[arg-type]
+        session.execute(
+            update(Message)
+            .where(Message.id == source.c.id)
+            .values({name: source.c[name] for name in rows[0] if name != "id"})
+            .execution_options(synchronize_session=False)
+        )
     elif rows:
         session.execute(_UPDATE_COMPOSED, [{f"v_{key}": value for key, value in row.items()} for row in rows])
     if rows:
         session.execute(delete(Link).where(among(session, Link.message_id, [row["id"] for row in rows])))
-    if links and is_postgresql(session):
-        session.execute(_INSERT_LINKS_PG, {key: [link[key] for link in links] for key in _LINK_COLUMNS})
+    if links and postgresql:
+        source = unnested(Link.__table__, links)  # type: ignore[arg-type]
+        names = list(links[0])
+        session.execute(insert(Link).from_select(names, select(*(source.c[name] for name in names))))
     elif links:
         session.execute(insert(Link), links)
     facts.composed, facts.links = [], []

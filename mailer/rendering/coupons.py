@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from mailer.db import is_postgresql
 from mailer.models import Coupon, Message
-from mailer.scheduling.ids import among
+from mailer.scheduling.ids import among, unnested
 
 # 32 symbols without 0/O, 1/I: 8 of them carry exactly 40 random bits and read aloud safely.
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -92,13 +91,8 @@ def _insert_returning(session: Session, rows: list[dict[str, Any]]) -> tuple[Any
     """
     if not is_postgresql(session):
         return insert(Coupon).returning(Coupon), rows
+    source = unnested(Coupon.__table__, rows)  # type: ignore[arg-type]
     names = list(rows[0])
-    table_columns = Coupon.__table__.c  # type: ignore[attr-defined]
-    source = (
-        func.unnest(*(bindparam(name, [row[name] for row in rows], type_=ARRAY(table_columns[name].type)) for name in names))
-        .table_valued(*names)
-        .render_derived()
-    )
     return (insert(Coupon).from_select(names, select(*(source.c[name] for name in names))).returning(Coupon),)
 
 

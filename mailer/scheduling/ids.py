@@ -1,13 +1,14 @@
-"""Match a column against a batch of values: `= ANY(array)` on PostgreSQL, `IN (…)` elsewhere."""
+"""Batches of values as array parameters on PostgreSQL: `= ANY(array)` matches, `unnest` rows."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, any_, bindparam
+from sqlalchemy import ColumnElement, Table, any_, bindparam, func
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 from mailer.db import is_postgresql
 
@@ -22,3 +23,17 @@ def among(session: Session, column: ColumnElement[Any], values: Collection[Any])
     if is_postgresql(session):
         return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
     return column.in_(list(values))
+
+
+def unnested(table: Table, rows: Sequence[Mapping[str, Any]]) -> TableValuedAlias:
+    """PostgreSQL only: `rows` as a derived table, `unnest` of one array per column of `table`.
+
+    For INSERT … SELECT and UPDATE … FROM of a whole batch in one statement whose text stays the
+    same whatever the batch size (an executemany sends one statement per row).
+    """
+    names = list(rows[0])
+    return (
+        func.unnest(*(bindparam(name, [row[name] for row in rows], type_=ARRAY(table.c[name].type)) for name in names))
+        .table_valued(*names)
+        .render_derived()
+    )
