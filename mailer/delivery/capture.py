@@ -21,8 +21,8 @@ class CaptureTransport:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    def send(self, envelope: Envelope, data: bytes) -> None:
-        """Store the exact bytes in a transaction of their own (the caller's rollback keeps them).
+    def send(self, envelope: Envelope, data: bytes, *, then: Envelope | None = None) -> None:
+        """Store the exact bytes in a transaction of their own (the caller's rollback keeps them); `then` is unused.
 
         On SQLite, call it while holding no write transaction on the same database (the sender
         never holds one across delivery): SQLite has one writer, so the capture would wait for it.

@@ -93,6 +93,9 @@ class _Connection:
     thread: threading.Thread
     pipelining: bool = False  # the server advertised PIPELINING (RFC 2920)
     sends: int = 0
+    # The next message's envelope, already sent behind the previous message's content, and the
+    # server's replies to it; with a 354 among them the server now waits for that content.
+    ahead: tuple[Envelope, list[tuple[int, bytes]]] | None = None
 
 
 class _IdleDrop(Exception):
@@ -115,14 +118,25 @@ class SMTPTransport:
     def _where(self) -> str:
         return f"{self.config.host}:{self.config.port}"
 
-    def send(self, envelope: Envelope, data: bytes) -> None:
-        """Deliver one message to one recipient, or raise Transient/PermanentDeliveryError."""
+    def send(self, envelope: Envelope, data: bytes, *, then: Envelope | None = None) -> None:
+        """Deliver one message to one recipient, or raise Transient/PermanentDeliveryError.
+
+        `then` is the envelope the caller sends next, if it knows: with PIPELINING its MAIL, RCPT
+        and DATA go out behind this message's content (RFC 2920 §3.1), one round trip per message.
+        Nothing of it is delivered before its own `send`; a caller that changes its mind costs a
+        reconnect.
+        """
         _check_address(envelope.sender, what="sender", hard_bounce=False)
         _check_address(envelope.recipient, what="recipient", hard_bounce=True)
         data = _with_crlf(data)
         connection = self._connection()
+        if connection.ahead is not None and connection.ahead[0] != envelope:
+            # The envelope sent ahead is not this one (the caller stopped early): the server may be
+            # waiting for its content, so the session is dropped, never fed another message.
+            self._discard(connection)
+            connection = self._connection()
         try:
-            self._transmit(connection, envelope, data)
+            self._transmit(connection, envelope, data, then)
         except _IdleDrop as drop:
             # Servers close idle sessions (timeouts, restarts); nothing of this message was
             # accepted yet, so one retry on a fresh connection cannot send it twice.
@@ -131,7 +145,7 @@ class SMTPTransport:
             )
             self._discard(connection)
             # A fresh connection never raises _IdleDrop, so this cannot loop.
-            self._transmit(self._connection(), envelope, data)
+            self._transmit(self._connection(), envelope, data, then)
 
     def close(self) -> None:
         """QUIT this thread's connection and any left by threads that have ended; safe to repeat."""
@@ -225,50 +239,86 @@ class SMTPTransport:
 
     # --- one message ----------------------------------------------------------------------
 
-    def _transmit(self, connection: _Connection, envelope: Envelope, data: bytes) -> None:
+    def _transmit(self, connection: _Connection, envelope: Envelope, data: bytes, then: Envelope | None) -> None:
         smtp = connection.smtp
         reused = connection.sends > 0
         connection.sends += 1
-        utf8 = not (envelope.sender.isascii() and envelope.recipient.isascii())
-        if utf8 and not smtp.has_extn("smtputf8"):
-            raise PermanentDeliveryError(
-                f"{self._where} does not accept non-ASCII addresses (no SMTPUTF8)",
-                hard_bounce=False,
-            )
-        # The addresses were checked (_check_address: no spaces, CR, LF or angle brackets), so
-        # the commands are written directly rather than through smtplib's address parsing.
-        encoding = "utf-8" if utf8 else "ascii"
-        commands = (
-            f"MAIL FROM:<{envelope.sender}>{' SMTPUTF8' if utf8 else ''}\r\n".encode(encoding),
-            f"RCPT TO:<{envelope.recipient}>\r\n".encode(encoding),
-            b"DATA\r\n",
-        )
         replies: list[tuple[int, bytes]] = []
-        try:
-            self._envelope(connection, commands, replies)
-        except smtplib.SMTPServerDisconnected as exc:
-            if reused and not replies and not isinstance(exc.__context__, TimeoutError):
-                raise _IdleDrop(str(exc)) from exc
-            raise self._lost(connection, exc) from exc
-        except (smtplib.SMTPException, OSError) as exc:
-            raise self._lost(connection, exc) from exc
-        code, reply = replies[0]
-        if code == 421 and reused:
-            raise _IdleDrop(f"421 {reply.decode('utf-8', 'replace')}")
+        if connection.ahead is not None:
+            # Sent (and answered) behind the previous message's content.
+            replies, connection.ahead = connection.ahead[1], None
+        else:
+            commands = self._commands(smtp, envelope)
+            if commands is None:  # the addresses were checked in send: only SMTPUTF8 is missing
+                raise PermanentDeliveryError(
+                    f"{self._where} does not accept non-ASCII addresses (no SMTPUTF8)", hard_bounce=False
+                )
+            try:
+                self._envelope(connection, commands, replies)
+            except smtplib.SMTPServerDisconnected as exc:
+                if reused and not replies and not isinstance(exc.__context__, TimeoutError):
+                    raise _IdleDrop(str(exc)) from exc
+                raise self._lost(connection, exc) from exc
+            except (smtplib.SMTPException, OSError) as exc:
+                raise self._lost(connection, exc) from exc
+            code, reply = replies[0]
+            if code == 421 and reused:
+                raise _IdleDrop(f"421 {reply.decode('utf-8', 'replace')}")
         for stage, wanted, (code, reply) in zip(_STAGES, _WANTED, replies, strict=False):
             if code not in wanted:
                 # A server that said 354 despite refusing the envelope now waits for content:
                 # dropping the session (not even a final dot) is the only way to send nothing.
                 raise self._refused(connection, stage, code, reply, reusable=replies[-1][0] != 354)
+        payload = _dot_stuffed(data) + b".\r\n"
+        following = self._commands(smtp, then) if then is not None and connection.pipelining else None
+        if following is not None:
+            payload += b"".join(following)
         # A timeout or drop after the data went out is the one case where the server may have
         # kept the message: it is reported as transient and may be sent again (DESIGN §6).
         try:
-            smtp.send(_dot_stuffed(data) + b".\r\n")
+            smtp.send(payload)
             code, reply = smtp.getreply()
         except (smtplib.SMTPException, OSError) as exc:
             raise self._lost(connection, exc) from exc
+        if following is not None and code != 421:
+            self._read_ahead(connection, then, following)  # type: ignore[arg-type]
         if code != 250:
-            raise self._refused(connection, "DATA", code, reply)
+            # With an envelope ahead, this transaction is over and the next one started: no RSET.
+            raise self._refused(connection, "DATA", code, reply, reset=connection.ahead is None)
+
+    def _commands(self, smtp: smtplib.SMTP, envelope: Envelope) -> tuple[bytes, ...] | None:
+        """MAIL, RCPT and DATA for `envelope`, or None when it cannot go (the caller's send reports why)."""
+        try:
+            _check_address(envelope.sender, what="sender", hard_bounce=False)
+            _check_address(envelope.recipient, what="recipient", hard_bounce=True)
+        except PermanentDeliveryError:
+            return None
+        utf8 = not (envelope.sender.isascii() and envelope.recipient.isascii())
+        if utf8 and not smtp.has_extn("smtputf8"):
+            return None
+        # The addresses were checked (no spaces, CR, LF or angle brackets), so the commands are
+        # written directly rather than through smtplib's address parsing.
+        encoding = "utf-8" if utf8 else "ascii"
+        return (
+            f"MAIL FROM:<{envelope.sender}>{' SMTPUTF8' if utf8 else ''}\r\n".encode(encoding),
+            f"RCPT TO:<{envelope.recipient}>\r\n".encode(encoding),
+            b"DATA\r\n",
+        )
+
+    def _read_ahead(self, connection: _Connection, then: Envelope, commands: tuple[bytes, ...]) -> None:
+        """Read the replies to the envelope sent behind the content; they wait for `then`'s send."""
+        replies: list[tuple[int, bytes]] = []
+        try:
+            for _command in commands:
+                replies.append(connection.smtp.getreply())
+                if replies[-1][0] == 421:
+                    break
+        except (smtplib.SMTPException, OSError) as exc:
+            # This message's own reply is in; the next one starts afresh on a new connection.
+            log.info("SMTP connection to %s lost after a reply (%s); reconnecting for the next", self._where, exc)
+            self._discard(connection)
+            return
+        connection.ahead = (then, replies)
 
     @staticmethod
     def _envelope(connection: _Connection, commands: tuple[bytes, ...], replies: list[tuple[int, bytes]]) -> None:
@@ -301,7 +351,8 @@ class SMTPTransport:
         return TransientDeliveryError(f"SMTP connection to {self._where} failed: {exc}")
 
     def _refused(
-        self, connection: _Connection, stage: str, code: int, reply: bytes, *, reusable: bool = True
+        self, connection: _Connection, stage: str, code: int, reply: bytes, *, reusable: bool = True,
+        reset: bool = True,
     ) -> DeliveryError:
         """Map a refusal to an error, leaving the connection ready for the next message."""
         text = f"{stage} refused by {self._where}: {code} {reply.decode('utf-8', 'replace')}"
@@ -309,10 +360,10 @@ class SMTPTransport:
             # 421: the server is closing this session; anything else here is a protocol mix-up.
             self._discard(connection)
             return TransientDeliveryError(text, code=code if code > 0 else None)
-        if reusable:
-            self._reset(connection)
-        else:
+        if not reusable:
             self._discard(connection)
+        elif reset:
+            self._reset(connection)
         if code < 500:
             return TransientDeliveryError(text, code=code)
         return PermanentDeliveryError(
@@ -354,9 +405,13 @@ def _dot_stuffed(data: bytes) -> bytes:
 
 
 def _quit(connection: _Connection) -> None:
-    """End a session politely; a connection inherited through fork is only closed, never QUIT."""
+    """End a session politely; a connection inherited through fork is only closed, never QUIT.
+
+    Nor is one with an envelope sent ahead: the server may be waiting for content, and would
+    take the QUIT for it.
+    """
     try:
-        if connection.pid == os.getpid() and connection.smtp.sock is not None:
+        if connection.pid == os.getpid() and connection.smtp.sock is not None and connection.ahead is None:
             connection.smtp.quit()
     except (smtplib.SMTPException, OSError):
         pass

@@ -20,8 +20,12 @@ class Envelope:
 class Transport(Protocol):
     """Hands one finished message to something that delivers it."""
 
-    def send(self, envelope: Envelope, data: bytes) -> None:
-        """Deliver `data` (CRLF MIME bytes), or raise Transient/PermanentDeliveryError."""
+    def send(self, envelope: Envelope, data: bytes, *, then: Envelope | None = None) -> None:
+        """Deliver `data` (CRLF MIME bytes), or raise Transient/PermanentDeliveryError.
+
+        `then`, when given, is the envelope of the message the caller sends next: a transport may
+        prepare it (SMTP pipelines its commands), but delivers nothing of it before its own send.
+        """
         ...
 
     def close(self) -> None:

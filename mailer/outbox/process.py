@@ -71,12 +71,16 @@ def process_claim(
         report.failed += counts["failed"]
         pending.clear()
 
-    for email in prepared.ready:
+    ready = prepared.ready
+    for index, email in enumerate(ready):
         if clock is not None and clock() >= claim.lease_until:
             log.warning("lease of claim %s ran out; leaving the rest to be reclaimed", claim.token)
             break
+        # The next envelope may go out behind this content (SMTP pipelining); it is delivered
+        # only by its own send, so what a crash can leave sent but unrecorded stays one checkpoint.
+        following = ready[index + 1].envelope if index + 1 < len(ready) else None
         try:
-            transport.send(email.envelope, email.data)
+            transport.send(email.envelope, email.data, then=following)
             pending.append(Outcome(email.message_id))
         except DeliveryError as exc:
             pending.append(Outcome(email.message_id, exc))

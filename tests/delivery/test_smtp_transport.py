@@ -443,7 +443,8 @@ def test_pipelined_delivery_to_postfix_smtp_sink(make_transport, tmp_path) -> No
         wait_until(lambda: _accepts(port))
         transport = make_transport(f"smtp://127.0.0.1:{port}")
         for n in range(30):
-            transport.send(envelope(f"s{n}@customer.example"), mime(f"s{n}@customer.example", n))
+            following = envelope(f"s{n + 1}@customer.example") if n < 29 else None
+            transport.send(envelope(f"s{n}@customer.example"), mime(f"s{n}@customer.example", n), then=following)
         assert transport._local.connection.pipelining  # noqa: SLF001 - the path under test
         transport.close()
         wait_until(lambda: b"mesg=30" in log.read_bytes())
@@ -461,3 +462,48 @@ def free_port() -> int:
 def _accepts(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+# --- the next envelope sent behind the content (`then`) --------------------------------------
+
+
+def test_each_envelope_can_go_behind_the_previous_content(smtp_sink: SMTPSink, make_transport) -> None:
+    transport = make_transport()
+    addresses = [f"n{n}@customer.example" for n in range(6)]
+    for n, address in enumerate(addresses):
+        following = envelope(addresses[n + 1]) if n + 1 < len(addresses) else None
+        transport.send(envelope(address), mime(address, n), then=following)
+    assert [m.rcpt_tos for m in smtp_sink.wait_for(6)] == [[a] for a in addresses]
+    assert smtp_sink.connection_count == 1
+    transport.close()
+    wait_until(lambda: smtp_sink.quit_count == 1)
+
+
+def test_refusals_before_and_after_an_envelope_sent_ahead(smtp_sink: SMTPSink, make_transport) -> None:
+    transport = make_transport()
+    smtp_sink.fail_next(1, code=451, text="4.3.0 try again later")  # the first content
+    smtp_sink.fail_rcpt["gone@customer.example"] = (550, "5.1.1 no such user")
+    a, gone, b = "a@customer.example", "gone@customer.example", "b@customer.example"
+    with pytest.raises(TransientDeliveryError) as first:
+        transport.send(envelope(a), mime(a), then=envelope(gone))
+    with pytest.raises(PermanentDeliveryError) as second:
+        transport.send(envelope(gone), mime(gone), then=envelope(b))
+    transport.send(envelope(b), mime(b))
+    assert (first.value.code, second.value.code, second.value.hard_bounce) == (451, 550, True)
+    assert [m.rcpt_tos for m in smtp_sink.wait_for(1)] == [[b]]
+    assert smtp_sink.connection_count == 1
+
+
+def test_an_envelope_sent_ahead_but_not_followed_delivers_nothing(smtp_sink: SMTPSink, make_transport) -> None:
+    transport = make_transport()
+    a, b, c = "a@customer.example", "b@customer.example", "c@customer.example"
+    transport.send(envelope(a), mime(a), then=envelope(b))
+    transport.send(envelope(c), mime(c))  # the caller stopped before b (its lease ran out)
+    transport.send(envelope(a), mime(a, 2), then=envelope(b))
+    transport.close()  # no QUIT: the server may be waiting for b's content
+    wait_until(lambda: smtp_sink.open_connections == 0)
+    time.sleep(0.1)
+    assert [m.rcpt_tos for m in smtp_sink.messages] == [[a], [c], [a]]
+    expected_connections = 2 if smtp_sink.pipelining else 1
+    assert smtp_sink.connection_count == expected_connections
+    assert smtp_sink.quit_count == (0 if smtp_sink.pipelining else 1)

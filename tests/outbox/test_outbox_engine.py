@@ -236,3 +236,23 @@ def test_coupons_are_issued_once_per_message_and_reused_on_a_retry(session: Sess
         assert coupon.code.startswith("SAVE-") and coupon.percent_off == 10 + 5 * n
         assert (coupon.contact_id, coupon.store_id) == (request.message.contact_id, store.id)
         assert coupon.expires_at.replace(tzinfo=None) == (NOW + timedelta(days=7)).replace(tzinfo=None)
+
+
+def test_a_batch_through_a_pipelining_server_records_each_answer(database: Database, settings) -> None:
+    from tests.support.smtp_server import SMTPSink
+
+    with database.transaction() as session:
+        store = make_store(session)
+        people = customers(session, store, 5)
+        plan_winback(session, store, people)
+    with SMTPSink(pipelining=True) as sink:
+        sink.fail_rcpt[people[2].email] = (550, "5.1.1 no such user")
+        sink.fail_next(1, code=451, text="4.3.0 try again later")  # the first content
+        transport = SMTPTransport(sink.url, timeout=5)
+        report = tick(database, transport, settings, NOW)
+        transport.close()
+        assert (report.sent, report.failed, report.retry) == (3, 1, 1)
+        assert len(sink.messages) == 3 and sink.connection_count == 1
+        assert sink.pipelined_commands > 0  # envelopes went out behind contents
+    with database.transaction() as session:
+        assert statuses(session) == {"sent": 3, "failed": 1, "planned": 1}
