@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -9,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Insert, bindparam, select, true, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -134,13 +136,21 @@ def _ingest_together(
 ) -> IngestResult:
     # The happy path of a request's batch: every row claimed by one INSERT, then the effects in
     # order with no savepoints. Anything refused raises, and the caller rolls back and replays.
-    browsers = {event.anonymous_id for _, event in events if event.anonymous_id is not None}
+    if len(events) == 1 and events[0][1].email is None and events[0][1].anonymous_id is not None:
+        return _ingest_lone_browser_event(session, store, events[0][1], now, source, result)
+    browsers = {event.anonymous_id for _, event in events if event.anonymous_id is not None and event.email is None}
     owners = contacts_of_browsers(session, store.id, browsers)
-    identified: set[str] = set()  # browsers that identify in this batch: their later rows are settled at the end
+    identified: set[str] = set()  # browsers that identify in this batch
+    unsettled: dict[str, list[str]] = {}  # their email-less rows after that: given the contact at the end
     rows = []
     for _, event in events:
         browser = event.anonymous_id
-        contact_id = owners.get(browser) if browser and event.email is None and browser not in identified else None
+        contact_id = None
+        if browser and event.email is None:
+            if browser in identified:
+                unsettled.setdefault(browser, []).append(event.event_id)
+            else:
+                contact_id = owners.get(browser)
         rows.append(event_row(store.id, event, now, contact_id))
         if browser and event.email is not None:
             identified.add(browser)
@@ -159,14 +169,52 @@ def _ingest_together(
                                    source=source)
         if browser and event.email is not None and contact_id is not None:
             owners[browser] = contact_id  # the browser follows whoever identified last
-    for browser in identified & owners.keys():  # rows claimed before their browser's identify was applied
-        session.connection().execute(_SETTLE_BROWSER_ROWS, {
-            "in_store": store.id, "browser": browser, "new_contact_id": owners[browser],
-            "these_events": [row["event_id"] for row in rows if row["anonymous_id"] == browser],
-        })
+    for browser, event_ids in unsettled.items():  # claimed before their browser's identify was applied
+        if browser in owners:
+            session.connection().execute(_SETTLE_BROWSER_ROWS, {
+                "in_store": store.id, "browser": browser, "new_contact_id": owners[browser], "these_events": event_ids,
+            })
     session.flush()
     result.rejected.sort(key=lambda rejection: rejection["index"])
     return result
+
+
+def _ingest_lone_browser_event(
+    session: Session, store: IngestingStore, event: ValidEvent, now: datetime, source: str, result: IngestResult,
+) -> IngestResult:
+    # The snippet's commonest request: one event from a browser. One statement claims the row
+    # and gives it the browser's contact (looked up inside the INSERT).
+    connection = session.connection()
+    row = event_row(store.id, event, now, None)
+    del row["contact_id"]
+    claimed = connection.execute(_claim_with_browser_contact(connection.dialect.name), row).first()
+    if claimed is None:
+        result.duplicates += 1
+        return result
+    result.accepted += 1
+    if not is_plain_view(event):
+        contact_id = claimed.contact_id
+        apply_effects(session, store, event, now, contact_id, row_has_contact=contact_id is not None, source=source)
+        session.flush()
+    return result
+
+
+@functools.cache
+def _claim_with_browser_contact(dialect_name: str) -> Insert:
+    # INSERT … SELECT of bound values and the browser's contact; the WHERE keeps SQLite's parser
+    # from reading ON CONFLICT as a join constraint.
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    columns = ["store_id", "event_id", "type", "name", "anonymous_id", "properties", "occurred_at", "received_at"]
+    owner = (
+        select(_anonymous_ids.c.contact_id)
+        .where(_anonymous_ids.c.store_id == bindparam("store_id"), _anonymous_ids.c.anonymous_id == bindparam("anonymous_id"))
+        .scalar_subquery()
+    )
+    values = select(*(bindparam(name, type_=_events.c[name].type) for name in columns), owner).where(true())
+    return (
+        dialect.insert(_events).from_select([*columns, "contact_id"], values)
+        .on_conflict_do_nothing().returning(_events.c.contact_id)
+    )
 
 
 def event_row(store_id: int, event: ValidEvent, now: datetime, contact_id: int | None) -> dict[str, Any]:
@@ -316,11 +364,13 @@ def apply_effects(
 ) -> int | None:
     """Apply a claimed event's effects (`contact_id`: its browser's contact, when known); returns its contact's id."""
     owner_known = row_has_contact
-    if event.email is not None:
-        contact_id, owner_known = _identify(session, store, event, now)
     payload = event.payload
+    names_set = False
+    if event.email is not None:
+        contact_id, owner_known, names_set = _identify(session, store, event, now)
     if isinstance(payload, Traits):
-        if contact_id is not None:
+        needs_update = not names_set or payload.consent is not None
+        if contact_id is not None and needs_update:
             update_traits(session, contact_id, payload, now)
     elif isinstance(payload, CartUpdated):
         upsert_cart(session, store.id, store.currency, payload, event.occurred_at,
@@ -351,13 +401,17 @@ def _claim_event_id(
 # --- identity ---------------------------------------------------------------------------------
 
 
-def _identify(session: Session, store: IngestingStore, event: ValidEvent, now: datetime) -> tuple[int, bool]:
-    # An email identifies the contact (created when new) and merges the browser's anonymous
-    # history; returns the contact's id and whether the merge already gave it this event.
+def _identify(session: Session, store: IngestingStore, event: ValidEvent, now: datetime) -> tuple[int, bool, bool]:
+    # An email identifies the contact (created when new, with an identify's names) and merges the
+    # browser's anonymous history. Returns the contact's id, whether the merge already gave it
+    # this event, and whether the names were set by the creation.
     assert event.email is not None
-    contact_id = contact_id_for_email(session, store.id, event.email, now)
+    names = {}
+    if isinstance(event.payload, Traits):
+        names = {name: value for name in ("first_name", "last_name", "timezone") if (value := getattr(event.payload, name))}
+    contact_id, created = contact_id_for_email(session, store.id, event.email, now, **names)
     moved = event.anonymous_id is not None and merge_anonymous(session, store.id, event.anonymous_id, contact_id, now)
-    return contact_id, moved
+    return contact_id, moved, created
 
 
 def merge_anonymous(session: Session, store_id: int, anonymous_id: str, contact_id: int, now: datetime) -> bool:
@@ -367,14 +421,15 @@ def merge_anonymous(session: Session, store_id: int, anonymous_id: str, contact_
     stays theirs. Returns False when the browser was the contact's already (nothing moved).
     """
     connection = session.connection()
-    owner = connection.execute(_BROWSER_OWNER, {"store_id": store_id, "anonymous_id": anonymous_id}).scalar()
-    if owner == contact_id:
-        return False  # merged before: later anonymous events were given the contact as they arrived
-    new_browser = owner is None and insert_ignoring_conflicts(
+    new_browser = insert_ignoring_conflicts(
         session, AnonymousId,
         [{"store_id": store_id, "anonymous_id": anonymous_id, "contact_id": contact_id, "created_at": now}],
     ) == 1
-    if not new_browser:  # someone else's browser (or a racing request inserted it): it follows the last
+    if not new_browser:
+        owner = connection.execute(_BROWSER_OWNER, {"store_id": store_id, "anonymous_id": anonymous_id}).scalar()
+        if owner == contact_id:
+            return False  # merged before: later anonymous events were given the contact as they arrived
+        # Someone else's browser: it follows whoever identified last.
         connection.execute(_FOLLOW_BROWSER, {"in_store": store_id, "browser": anonymous_id, "new_contact_id": contact_id})
     moved_carts = connection.execute(_MOVE_CARTS, {"in_store": store_id, "browser": anonymous_id, "new_contact_id": contact_id})
     for (cart_id,) in moved_carts:

@@ -35,18 +35,21 @@ _contacts = Contact.__table__
 _CONTACT_ID = select(_contacts.c.id).where(_contacts.c.store_id == bindparam("store_id"), _contacts.c.email == bindparam("email"))
 
 
-def contact_id_for_email(session: Session, store_id: int, email: str, now: datetime) -> int:
-    """The id of the store's contact for `email` (normalized here), created when new: one INSERT, or an INSERT and a read.
+def contact_id_for_email(session: Session, store_id: int, email: str, now: datetime, **fields: object) -> tuple[int, bool]:
+    """The id of the store's contact for `email` (normalized here), and whether this call created it with `fields`.
 
-    Core statements, no ORM object: the snippet's identify calls need only the id.
+    One INSERT for a new contact, an INSERT and a read for a known one; Core statements, no ORM
+    object (the snippet's identify calls need only the id). A known contact's fields are the
+    caller's to update.
     """
     email = normalize_email(email)
     connection = session.connection()
-    row = {"store_id": store_id, "email": email, "created_at": now, "updated_at": now}
+    row = {"store_id": store_id, "email": email, "created_at": now, "updated_at": now,
+           "first_name": "", "last_name": "", "timezone": None, **fields}
     created = connection.execute(insert_ignoring_statement(connection.dialect.name, _contacts), [row]).first()
     if created is not None:
-        return int(created[0])
-    return int(connection.execute(_CONTACT_ID, {"store_id": store_id, "email": email}).scalar_one())
+        return int(created[0]), True
+    return int(connection.execute(_CONTACT_ID, {"store_id": store_id, "email": email}).scalar_one()), False
 
 
 def get_or_create_contact(session: Session, store_id: int, email: str, now: datetime, **fields: object) -> Contact:
