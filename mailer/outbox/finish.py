@@ -37,12 +37,13 @@ def record_outcomes(session: Session, claim: Claim, outcomes: list[Outcome], now
     accepted = [outcome.message_id for outcome in outcomes if outcome.error is None]
     if accepted:
         # One statement for the whole checkpoint; RETURNING counts only rows this claim still held.
+        # Core, not an ORM UPDATE: nothing in the session is to be synchronised, and it runs every 25 sends.
+        rows = Message.__table__.c
         result = session.execute(
-            update(Message)
-            .where(among(session, Message.id, accepted), Message.claim_token == claim.token, Message.status == "sending")
-            .values(status="sent", sent_at=now, attempts=Message.attempts + 1, claim_token=None, lease_until=None)
-            .returning(Message.id)
-            .execution_options(synchronize_session=False)
+            update(Message.__table__)
+            .where(among(session, rows.id, accepted), rows.claim_token == claim.token, rows.status == "sending")
+            .values(status="sent", sent_at=now, attempts=rows.attempts + 1, claim_token=None, lease_until=None)
+            .returning(rows.id)
         )
         counts["sent"] = len(result.all())
     for outcome in outcomes:
