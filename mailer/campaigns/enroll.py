@@ -66,20 +66,27 @@ def plan_steps(
     """
     start = anchor or enrollment.anchor_at
     rows = [
-        {
-            "store_id": enrollment.store_id,
-            "campaign_id": enrollment.campaign_id,
-            "enrollment_id": enrollment.id,
-            "contact_id": enrollment.contact_id,
-            "step_index": step.index,
-            "is_control": enrollment.group == "control",
-            "status": "planned",
-            "due_at": step_due_at(
-                start, step.delay_minutes, step.window_minutes, f"{enrollment.contact_id}"
-            ),
-            "attempts": 0,
-            "created_at": now,
-        }
+        outbox_row(enrollment.store_id, enrollment.campaign_id, enrollment.id, enrollment.contact_id,
+                   enrollment.group, step, start, now)
         for step in steps
     ]
     return insert_ignoring_conflicts(session, Message, rows)
+
+
+def outbox_row(
+    store_id: int, campaign_id: int, enrollment_id: int, contact_id: int, group: str, step: CampaignStep,
+    start: datetime, now: datetime,
+) -> dict[str, object]:
+    """The planned outbox row of one step of an enrollment, due by the planner from `start`."""
+    return {
+        "store_id": store_id,
+        "campaign_id": campaign_id,
+        "enrollment_id": enrollment_id,
+        "contact_id": contact_id,
+        "step_index": step.index,
+        "is_control": group == "control",
+        "status": "planned",
+        "due_at": step_due_at(start, step.delay_minutes, step.window_minutes, f"{contact_id}"),
+        "attempts": 0,
+        "created_at": now,
+    }

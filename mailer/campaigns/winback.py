@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import Session, aliased
 
-from mailer.campaigns.enroll import plan_steps
+from mailer.campaigns.enroll import outbox_row
 from mailer.campaigns.exits import exit_enrollments
 from mailer.db import insert_ignoring_conflicts
 from mailer.models import Campaign, Contact, Enrollment, Message, Store
@@ -86,7 +86,7 @@ def plan_current_tiers(session: Session, store: Store, campaign: Campaign, now: 
     tier = tier_column(now, store_thresholds(store))
     steps_by_tier = {step.tier: step for step in campaign.steps if step.tier is not None}
     due = (
-        select(Enrollment, tier)
+        select(Enrollment.id, Enrollment.contact_id, Enrollment.group, tier)
         .join(Contact, Contact.id == Enrollment.contact_id)
         .where(
             Enrollment.campaign_id == campaign.id,
@@ -99,13 +99,17 @@ def plan_current_tiers(session: Session, store: Store, campaign: Campaign, now: 
         )
     )
     planned = 0
-    for enrollment, current_tier in session.execute(due):
+    rows = []
+    for enrollment_id, contact_id, group, current_tier in session.execute(due).all():
         step = steps_by_tier.get(int(current_tier))
         if step is None:
             continue
         # Sent at the tick that sees the customer in the tier (or first sees them, for imports).
-        planned += plan_steps(session, enrollment, [step], now, anchor=now)
-    return planned
+        rows.append(outbox_row(store.id, campaign.id, enrollment_id, contact_id, group, step, now, now))
+        if len(rows) == CHUNK:
+            planned += insert_ignoring_conflicts(session, Message, rows)
+            rows = []
+    return planned + insert_ignoring_conflicts(session, Message, rows)
 
 
 def winback_stage(session: Session, store: Store, now: datetime) -> dict[str, int]:
