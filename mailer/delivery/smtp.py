@@ -280,8 +280,8 @@ class SMTPTransport:
             code, reply = smtp.getreply()
         except (smtplib.SMTPException, OSError) as exc:
             raise self._lost(connection, exc) from exc
-        if following is not None and code != 421:
-            self._read_ahead(connection, then, following)  # type: ignore[arg-type]
+        if following is not None and then is not None and code != 421:
+            self._read_ahead(connection, then, following)
         if code != 250:
             # With an envelope ahead, this transaction is over and the next one started: no RSET.
             raise self._refused(connection, "DATA", code, reply, reset=connection.ahead is None)
