@@ -1,4 +1,4 @@
-"""Applying validated events to contacts, carts and orders: idempotent per event id, one savepoint each."""
+"""Applying validated events to contacts, carts and orders, idempotent per event id; a bad event never loses its neighbours."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from mailer.campaigns.exits import on_order
-from mailer.db import expire_loaded, insert_ignoring_conflicts, insert_ignoring_statement
+from mailer.db import insert_ignoring_conflicts, insert_ignoring_statement
 from mailer.errors import ValidationError
+from mailer.ingest.browsers import anonymous_id_table, contacts_of_browsers, merge_anonymous
 from mailer.ingest.carts import upsert_cart
-from mailer.ingest.identity import contact_id_for_email
+from mailer.ingest.identity import contact_id_for_email, update_traits
 from mailer.ingest.orders import NewOrder, record_order
 from mailer.ingest.schema import (
     CartUpdated,
@@ -30,7 +31,7 @@ from mailer.ingest.schema import (
     ValidEvent,
     validate_event,
 )
-from mailer.models import AnonymousId, Cart, Contact, Event, Order
+from mailer.models import Cart, Contact, Event, Order
 from mailer.rendering.coupons import redeem_coupon
 from mailer.reports.attribution import attribute_order
 
@@ -206,8 +207,8 @@ def _claim_with_browser_contact(dialect_name: str) -> Insert:
     dialect = postgresql if dialect_name == "postgresql" else sqlite
     columns = ["store_id", "event_id", "type", "name", "anonymous_id", "properties", "occurred_at", "received_at"]
     owner = (
-        select(_anonymous_ids.c.contact_id)
-        .where(_anonymous_ids.c.store_id == bindparam("store_id"), _anonymous_ids.c.anonymous_id == bindparam("anonymous_id"))
+        select(anonymous_id_table.c.contact_id)
+        .where(anonymous_id_table.c.store_id == bindparam("store_id"), anonymous_id_table.c.anonymous_id == bindparam("anonymous_id"))
         .scalar_subquery()
     )
     values = select(*(bindparam(name, type_=_events.c[name].type) for name in columns), owner).where(true())
@@ -256,45 +257,8 @@ def record_views(session: Session, store: IngestingStore, events: Sequence[Valid
     return insert_ignoring_conflicts(session, Event, rows)
 
 
-def contacts_of_browsers(session: Session, store_id: int, anonymous_ids: set[str]) -> dict[str, int]:
-    """anonymous id → contact id, for the browsers among `anonymous_ids` that identified before."""
-    if not anonymous_ids:
-        return {}
-    # A snippet's batch comes from one browser: that statement is built once (see _BROWSER).
-    if len(anonymous_ids) == 1:
-        rows = session.connection().execute(_BROWSER, {"store_id": store_id, "anonymous_id": next(iter(anonymous_ids))})
-    else:
-        rows = session.connection().execute(
-            select(AnonymousId.anonymous_id, AnonymousId.contact_id)
-            .where(AnonymousId.store_id == store_id, AnonymousId.anonymous_id.in_(sorted(anonymous_ids)))
-        )
-    return {anonymous_id: contact_id for anonymous_id, contact_id in rows}
-
-
 # Built once, with bound parameters: building a statement costs more Python than running it.
-_anonymous_ids, _events, _contacts = AnonymousId.__table__, Event.__table__, Contact.__table__
-_THIS_BROWSER = (_anonymous_ids.c.store_id == bindparam("store_id")) & (_anonymous_ids.c.anonymous_id == bindparam("anonymous_id"))
-_BROWSER = select(_anonymous_ids.c.anonymous_id, _anonymous_ids.c.contact_id).where(_THIS_BROWSER)
-_BROWSER_OWNER = select(_anonymous_ids.c.contact_id).where(_THIS_BROWSER)
-_FOLLOW_BROWSER = (
-    update(_anonymous_ids)
-    .where(_anonymous_ids.c.store_id == bindparam("in_store"), _anonymous_ids.c.anonymous_id == bindparam("browser"))
-    .values(contact_id=bindparam("new_contact_id"))
-)
-_carts = Cart.__table__
-_MOVE_CARTS = (
-    update(_carts)
-    .where(_carts.c.store_id == bindparam("in_store"), _carts.c.anonymous_id == bindparam("browser"),
-           _carts.c.contact_id.is_(None))
-    .values(contact_id=bindparam("new_contact_id"))
-    .returning(_carts.c.id)
-)
-_MOVE_EVENTS = (
-    update(_events)
-    .where(_events.c.store_id == bindparam("in_store"), _events.c.anonymous_id == bindparam("browser"),
-           _events.c.contact_id.is_(None))
-    .values(contact_id=bindparam("new_contact_id"))
-)
+_events = Event.__table__
 _SETTLE_BROWSER_ROWS = (
     update(_events)
     .where(_events.c.store_id == bindparam("in_store"), _events.c.anonymous_id == bindparam("browser"),
@@ -412,55 +376,6 @@ def _identify(session: Session, store: IngestingStore, event: ValidEvent, now: d
     contact_id, created = contact_id_for_email(session, store.id, event.email, now, **names)
     moved = event.anonymous_id is not None and merge_anonymous(session, store.id, event.anonymous_id, contact_id, now)
     return contact_id, moved, created
-
-
-def merge_anonymous(session: Session, store_id: int, anonymous_id: str, contact_id: int, now: datetime) -> bool:
-    """Attach the anonymous id to the contact and move its not-yet-owned carts and events over.
-
-    A browser shared by two people follows whoever identified last; what the first one did
-    stays theirs. Returns False when the browser was the contact's already (nothing moved).
-    """
-    connection = session.connection()
-    new_browser = insert_ignoring_conflicts(
-        session, AnonymousId,
-        [{"store_id": store_id, "anonymous_id": anonymous_id, "contact_id": contact_id, "created_at": now}],
-    ) == 1
-    if not new_browser:
-        owner = connection.execute(_BROWSER_OWNER, {"store_id": store_id, "anonymous_id": anonymous_id}).scalar()
-        if owner == contact_id:
-            return False  # merged before: later anonymous events were given the contact as they arrived
-        # Someone else's browser: it follows whoever identified last.
-        connection.execute(_FOLLOW_BROWSER, {"in_store": store_id, "browser": anonymous_id, "new_contact_id": contact_id})
-    moved_carts = connection.execute(_MOVE_CARTS, {"in_store": store_id, "browser": anonymous_id, "new_contact_id": contact_id})
-    for (cart_id,) in moved_carts:
-        expire_loaded(session, Cart, cart_id)
-    connection.execute(_MOVE_EVENTS, {"in_store": store_id, "browser": anonymous_id, "new_contact_id": contact_id})
-    return True
-
-
-def update_traits(session: Session, contact_id: int, traits: Traits, now: datetime) -> None:
-    """Apply identify traits to the contact: names by one UPDATE; a consent decision through apply_traits."""
-    if traits.consent is not None and traits.consent_at is not None:
-        apply_traits(session.get_one(Contact, contact_id), traits, now)
-        return
-    values: dict[str, object] = {name: getattr(traits, name) for name in ("first_name", "last_name", "timezone") if getattr(traits, name)}
-    session.connection().execute(update(_contacts).where(_contacts.c.id == contact_id).values(**values, updated_at=now))
-    expire_loaded(session, Contact, contact_id)
-
-
-def apply_traits(contact: Contact, traits: Traits, now: datetime) -> None:
-    """Update the contact from identify traits; consent follows the most recent decision by time."""
-    for name in ("first_name", "last_name", "timezone"):
-        value = getattr(traits, name)
-        if value:
-            setattr(contact, name, value)
-    if traits.consent is not None and traits.consent_at is not None and (
-        contact.consent_at is None or traits.consent_at >= contact.consent_at
-    ):
-        contact.consent = traits.consent
-        contact.consent_source = traits.consent_source
-        contact.consent_at = traits.consent_at
-    contact.updated_at = now
 
 
 # --- carts ------------------------------------------------------------------------------------

@@ -1,16 +1,20 @@
-"""Who a shopper is: normalized emails, and finding or creating the store's contact for one."""
+"""Who a shopper is: normalized emails, finding or creating the store's contact for one, and what identify tells of them."""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from mailer.db import insert_ignoring_statement
+from mailer.db import expire_loaded, insert_ignoring_statement
 from mailer.errors import ValidationError
 from mailer.models import Contact
+
+if TYPE_CHECKING:  # schema imports normalize_email from here
+    from mailer.ingest.schema import Traits
 
 # Deliberately simple: one @, a dot in the domain, no spaces or control characters, RFC length limits.
 _EMAIL = re.compile(r"^[^\s@<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
@@ -73,3 +77,28 @@ def get_or_create_contact(session: Session, store_id: int, email: str, now: date
     if changed:
         contact.updated_at = now
     return contact
+
+
+def update_traits(session: Session, contact_id: int, traits: Traits, now: datetime) -> None:
+    """Apply identify traits to the contact: names by one UPDATE; a consent decision through apply_traits."""
+    if traits.consent is not None and traits.consent_at is not None:
+        apply_traits(session.get_one(Contact, contact_id), traits, now)
+        return
+    values: dict[str, object] = {name: getattr(traits, name) for name in ("first_name", "last_name", "timezone") if getattr(traits, name)}
+    session.connection().execute(update(_contacts).where(_contacts.c.id == contact_id).values(**values, updated_at=now))
+    expire_loaded(session, Contact, contact_id)
+
+
+def apply_traits(contact: Contact, traits: Traits, now: datetime) -> None:
+    """Update the contact from identify traits; consent follows the most recent decision by time."""
+    for name in ("first_name", "last_name", "timezone"):
+        value = getattr(traits, name)
+        if value:
+            setattr(contact, name, value)
+    if traits.consent is not None and traits.consent_at is not None and (
+        contact.consent_at is None or traits.consent_at >= contact.consent_at
+    ):
+        contact.consent = traits.consent
+        contact.consent_source = traits.consent_source
+        contact.consent_at = traits.consent_at
+    contact.updated_at = now
