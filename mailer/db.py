@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
@@ -151,6 +152,19 @@ def expire_loaded(session: Session, model: type[Base], primary_key: int) -> None
     loaded = session.identity_map.get(identity_key(model, primary_key))
     if loaded is not None:
         session.expire(loaded)
+
+
+def refresh_statistics(session: Session, *tables: str) -> None:
+    """ANALYZE `tables` now on PostgreSQL (a no-op on SQLite), after a bulk write changed them a lot.
+
+    Until autovacuum gets to it (up to a minute), the planner would plan the next queries with
+    the old row counts, and an anti-join that expects an empty table becomes a nested loop.
+    ANALYZE samples a fixed number of rows, takes no lock that blocks writers, and may run
+    inside the transaction.
+    """
+    if is_postgresql(session):
+        for table in tables:
+            session.execute(text(f'ANALYZE "{table}"'))
 
 
 def is_postgresql(session_or_engine: Session | Engine | Connection) -> bool:

@@ -9,12 +9,13 @@ from sqlalchemy.orm import Session, aliased
 
 from mailer.campaigns.enroll import outbox_row
 from mailer.campaigns.exits import exit_enrollments
-from mailer.db import insert_ignoring_conflicts
+from mailer.db import insert_ignoring_conflicts, refresh_statistics
 from mailer.models import Campaign, Contact, Enrollment, Message, Store
 from mailer.scheduling.planner import holdout_group
 from mailer.segments.queries import lapsed_customers, store_thresholds, tier_column
 
 CHUNK = 5000
+REFRESH_STATISTICS_AFTER = 5000  # rows written by one stage
 
 
 def lapse_key(last_order_at: datetime) -> str:
@@ -121,4 +122,8 @@ def winback_stage(session: Session, store: Store, now: datetime) -> dict[str, in
     enrolled = enroll_new_lapses(session, store, campaign, now)
     planned = plan_current_tiers(session, store, campaign, now)
     session.flush()
+    if enrolled + planned >= REFRESH_STATISTICS_AFTER:
+        # A wave: the next queries over these tables (this tick's send, the next tick) must not be
+        # planned with the row counts from before it.
+        refresh_statistics(session, "enrollments", "messages")
     return {"winback_returned": returned, "winback_enrolled": enrolled, "winback_planned": planned}
