@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from mailer.campaigns.enroll import enroll, plan_steps
+from mailer.campaigns.enroll import REFRESH_STATISTICS_AFTER, enroll, plan_steps
 from mailer.campaigns.exits import complete_finished_sequences, converted_or_emptied_carts
+from mailer.db import refresh_statistics
 from mailer.models import Campaign, Cart, CartItem, Contact, Enrollment, Order, Store
 
 # A cart older than the whole sequence is stale: reminding about it would read as a mistake.
@@ -93,4 +94,6 @@ def cart_stage(session: Session, store: Store, now: datetime) -> dict[str, int]:
     if campaign is not None:
         counts["cart_enrolled"] = enroll_abandoned_carts(session, store, campaign, now)
     session.flush()
+    if counts.get("cart_enrolled", 0) * (1 + len(campaign.steps) if campaign else 0) >= REFRESH_STATISTICS_AFTER:
+        refresh_statistics(session, "enrollments", "messages")  # see winback_stage
     return counts

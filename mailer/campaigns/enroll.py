@@ -12,6 +12,9 @@ from mailer.db import insert_ignoring_conflicts
 from mailer.models import Campaign, CampaignStep, Enrollment, Message
 from mailer.scheduling.planner import holdout_group, step_due_at
 
+# Rows a stage writes to enrollments and messages at which it refreshes their planner statistics.
+REFRESH_STATISTICS_AFTER = 5000
+
 
 def enroll(
     session: Session,

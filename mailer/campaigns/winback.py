@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import Session, aliased
 
-from mailer.campaigns.enroll import outbox_row
+from mailer.campaigns.enroll import REFRESH_STATISTICS_AFTER, outbox_row
 from mailer.campaigns.exits import exit_enrollments
 from mailer.db import insert_ignoring_conflicts, refresh_statistics
 from mailer.models import Campaign, Contact, Enrollment, Message, Store
@@ -15,7 +15,6 @@ from mailer.scheduling.planner import holdout_group
 from mailer.segments.queries import lapsed_customers, store_thresholds, tier_column
 
 CHUNK = 5000
-REFRESH_STATISTICS_AFTER = 5000  # rows written by one stage
 
 
 def lapse_key(last_order_at: datetime) -> str:
