@@ -40,13 +40,24 @@ def claim_due(session: Session, now: datetime, *, limit: int, lease_seconds: int
     """
     token = secrets.token_hex(16)
     lease_until = now + timedelta(seconds=lease_seconds)
-    candidates = select(Message.id).where(_claimable(now)).order_by(Message.due_at, Message.id).limit(limit)
-    if is_postgresql(session):
-        candidates = candidates.with_for_update(skip_locked=True)
-    # Chosen and locked in a statement of its own: inside `UPDATE … WHERE id IN (subquery)`,
+    # Each kind of claimable row read in the order of the (status, due_at) index, which a LIMIT
+    # stops early; then the earliest `limit` of both by (due_at, id). One query with the OR, or
+    # an ORDER BY with id (rows of a wave share their due_at), made PostgreSQL sort every due row
+    # for each claim: 30 ms a claim with 100k due, quadratic in the size of a wave.
+    kinds = (
+        and_(Message.status == "planned", Message.due_at <= now),
+        and_(Message.status == "sending", Message.lease_until < now),
+    )
+    rows: list[tuple[datetime, int]] = []
+    for kind in kinds:
+        candidates = select(Message.due_at, Message.id).where(kind).order_by(Message.due_at).limit(limit)
+        if is_postgresql(session):
+            candidates = candidates.with_for_update(skip_locked=True)
+        rows += [(due, message_id) for due, message_id in session.execute(candidates)]
+    # Chosen and locked in statements of their own: inside `UPDATE … WHERE id IN (subquery)`,
     # PostgreSQL may re-run the LIMIT … SKIP LOCKED subquery once per row (a nested-loop semi
     # join) and so claim every due row, however small `limit` is.
-    chosen = list(session.scalars(candidates))
+    chosen = [message_id for _due, message_id in sorted(rows)[:limit]]
     if not chosen:
         return Claim(token=token, message_ids=(), lease_until=lease_until)
     statement = (

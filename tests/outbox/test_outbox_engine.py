@@ -256,3 +256,15 @@ def test_a_batch_through_a_pipelining_server_records_each_answer(database: Datab
         assert sink.pipelined_commands > 0  # envelopes went out behind contents
     with database.transaction() as session:
         assert statuses(session) == {"sent": 3, "failed": 1, "planned": 1}
+
+
+def test_a_claim_takes_the_earliest_due_of_expired_leases_and_planned_rows(session: Session) -> None:
+    store = make_store(session)
+    people = customers(session, store, 4)
+    ids = [plan_winback(session, store, [person], due=NOW - timedelta(hours=4 - n))[-1] for n, person in enumerate(people)]
+    first = claim_due(session, NOW, limit=2, lease_seconds=60)
+    assert first.message_ids == tuple(ids[:2])
+    # its sender died; after the lease its two rows are due first again, then the planned ones
+    later = NOW + timedelta(seconds=120)
+    assert claim_due(session, later, limit=3, lease_seconds=60).message_ids == tuple(ids[:3])
+    assert claim_due(session, later, limit=3, lease_seconds=60).message_ids == (ids[3],)
