@@ -32,8 +32,9 @@ from bench.report import Table, rate, ratio
 from mailer.clock import utcnow
 from mailer.db import Database
 
-# 2 × cores, gunicorn's own advice: a sync worker waiting on PostgreSQL leaves its core to another.
-GUNICORN_WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", "4"))
+# One sync worker per core: with PostgreSQL and the load on the same 2 cores, 3 or 4 workers
+# measured slower (more CPU per request, and the same visitor's rows locked by each other).
+GUNICORN_WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", "2"))
 WRK_THREADS = 1
 WRK_CONNECTIONS = 8
 STORES = 200  # the public API allows 50 req/s (burst 200) per key and process: spread the load over many keys
