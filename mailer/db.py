@@ -139,9 +139,13 @@ def insert_ignoring_statement(dialect_name: str, table: Table, returning: str | 
     Building a statement costs more Python than running it; the same object keeps its cache
     key and compiled SQL.
     """
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
     columns = [table.c[returning]] if returning else list(table.primary_key.columns)
-    return dialect.insert(table).on_conflict_do_nothing().returning(*columns)
+    return dialect_insert(dialect_name, table).on_conflict_do_nothing().returning(*columns)
+
+
+def dialect_insert(dialect_name: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """The backend's own INSERT for `table` (the one with ON CONFLICT)."""
+    return postgresql.insert(table) if dialect_name == "postgresql" else sqlite.insert(table)
 
 
 def expire_loaded(session: Session, model: type[Base], primary_key: int) -> None:

@@ -5,18 +5,16 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Insert, bindparam, select, true, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from mailer.campaigns.exits import on_order
-from mailer.db import insert_ignoring_conflicts, insert_ignoring_statement
+from mailer.db import dialect_insert, insert_ignoring_conflicts, insert_ignoring_statement
 from mailer.errors import ValidationError
 from mailer.ingest.browsers import anonymous_id_table, contacts_of_browsers, merge_anonymous
 from mailer.ingest.carts import upsert_cart
@@ -73,11 +71,11 @@ def ingest_batch(
 ) -> IngestResult:
     """Validate every event, then store and apply the valid ones; one bad event never loses its neighbours.
 
-    Views of a product by a browser (no email, nothing to update but the event itself) are
-    stored together in one statement after the others, which have effects and are applied one
-    by one in order, each in its own savepoint unless it is alone in a transaction that holds
-    nothing else (`own_transaction`, a request's): then the whole batch is first tried at once
-    (see _ingest_together) and only a refusal costs the one-by-one pass. The result is
+    When the transaction holds nothing else (`own_transaction`, a request's), the whole batch
+    is first tried at once (see _ingest_together) and only a refusal costs the careful pass:
+    views of a product by a browser (no email, nothing to update but the event itself) stored
+    together in one statement after the others, which have effects and are applied one by one
+    in order, each in its own savepoint. The result is
     the same as applying all in order: a browser's anonymous events end up with whoever it
     identified as. `public` is the snippet's endpoint (stricter timestamps, links on the store's
     domain); `source` names where orders came from (default: `snippet` or `api`).
@@ -103,11 +101,9 @@ def ingest_batch(
             return _ingest_together(session, store, sorted(effects + views), now, source, together)
         except (ValidationError, DBAPIError):
             session.rollback()  # some event is refused: again one by one, to keep its neighbours
-    isolate = not own_transaction or len(effects) + len(views) > 1
-    apply = _apply_isolated if isolate else _apply_alone
     for index, event in effects:
         try:
-            is_new = apply(session, store, event, now, source)
+            is_new = _apply_isolated(session, store, event, now, source)
         except ValidationError as exc:
             result.rejected.append({"index": index, "error": exc.message})
             continue
@@ -117,12 +113,10 @@ def ingest_batch(
             result.duplicates += 1
     if views:
         try:
-            with session.begin_nested() if isolate else nullcontext():
+            with session.begin_nested():
                 stored = record_views(session, store, [event for _, event in views], now)
         except DBAPIError:
             log.exception("storing %d product views of store %s failed", len(views), store.id)
-            if not isolate:
-                session.rollback()
             result.rejected.extend({"index": index, "error": "could not be stored"} for index, _ in views)
         else:
             result.accepted += stored
@@ -204,7 +198,6 @@ def _ingest_lone_browser_event(
 def _claim_with_browser_contact(dialect_name: str) -> Insert:
     # INSERT … SELECT of bound values and the browser's contact; the WHERE keeps SQLite's parser
     # from reading ON CONFLICT as a join constraint.
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
     columns = ["store_id", "event_id", "type", "name", "anonymous_id", "properties", "occurred_at", "received_at"]
     owner = (
         select(anonymous_id_table.c.contact_id)
@@ -213,7 +206,7 @@ def _claim_with_browser_contact(dialect_name: str) -> Insert:
     )
     values = select(*(bindparam(name, type_=_events.c[name].type) for name in columns), owner).where(true())
     return (
-        dialect.insert(_events).from_select([*columns, "contact_id"], values)
+        dialect_insert(dialect_name, _events).from_select([*columns, "contact_id"], values)
         .on_conflict_do_nothing().returning(_events.c.contact_id)
     )
 
@@ -246,12 +239,7 @@ def record_views(session: Session, store: IngestingStore, events: Sequence[Valid
     browsers = {event.anonymous_id for event in events if event.anonymous_id is not None}
     contacts = contacts_of_browsers(session, store.id, browsers)
     rows = [
-        {
-            "store_id": store.id, "event_id": event.event_id, "type": event.type, "name": event.name,
-            "anonymous_id": event.anonymous_id, "properties": event.stored_properties(),
-            "occurred_at": event.occurred_at, "received_at": now,
-            "contact_id": contacts.get(event.anonymous_id) if event.anonymous_id else None,
-        }
+        event_row(store.id, event, now, contacts.get(event.anonymous_id) if event.anonymous_id else None)
         for event in events
     ]
     return insert_ignoring_conflicts(session, Event, rows)
@@ -283,26 +271,6 @@ def _apply_isolated(session: Session, store: IngestingStore, event: ValidEvent, 
             if attempt == 2:
                 raise ValidationError("conflicted with a concurrent update; send it again") from None
         except DBAPIError:
-            log.exception("storing event %r of store %s failed", event.event_id, store.id)
-            raise ValidationError("could not be stored") from None
-    raise AssertionError("unreachable")
-
-
-def _apply_alone(session: Session, store: IngestingStore, event: ValidEvent, now: datetime, source: str) -> bool:
-    # The batch's only event needs no savepoint: when it fails, rolling back the whole
-    # transaction undoes exactly it (two round trips fewer per single-event request).
-    for attempt in (1, 2):
-        try:
-            return apply_event(session, store, event, now, source=source)
-        except ValidationError:
-            session.rollback()
-            raise
-        except IntegrityError:
-            session.rollback()
-            if attempt == 2:
-                raise ValidationError("conflicted with a concurrent update; send it again") from None
-        except DBAPIError:
-            session.rollback()
             log.exception("storing event %r of store %s failed", event.event_id, store.id)
             raise ValidationError("could not be stored") from None
     raise AssertionError("unreachable")
