@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 
@@ -65,6 +68,38 @@ class GroupOutcome:
     enrolled: int
     converted: int
     revenue: Decimal
+
+
+@dataclass(frozen=True)
+class HoldoutEntry:
+    """One enrollment of a holdout test: its arm, its contact, when it entered and how long it is watched."""
+
+    group: str  # "treatment" or "control"
+    contact_id: int
+    entered_at: datetime
+    horizon: timedelta
+
+
+def holdout_outcomes(
+    entries: Iterable[HoldoutEntry], orders: Mapping[int, Sequence[tuple[datetime, Decimal]]],
+) -> dict[str, GroupOutcome]:
+    """Each arm's outcome: an entry converts with any order of its contact in (entered_at, entered_at + horizon].
+
+    `orders` maps a contact to its orders as (placed_at, total), sorted by placed_at.
+    """
+    arms = {"treatment": [0, 0, Decimal("0")], "control": [0, 0, Decimal("0")]}
+    times: dict[int, list[datetime]] = {}
+    for entry in entries:
+        placed = orders.get(entry.contact_id, ())
+        if entry.contact_id not in times:
+            times[entry.contact_id] = [when for when, _ in placed]
+        first = bisect_right(times[entry.contact_id], entry.entered_at)
+        after = bisect_right(times[entry.contact_id], entry.entered_at + entry.horizon)
+        arm = arms[entry.group]
+        arm[0] += 1
+        arm[1] += 1 if after > first else 0
+        arm[2] += sum((total for _, total in placed[first:after]), Decimal("0"))
+    return {group: GroupOutcome(int(n), int(converted), Decimal(revenue)) for group, (n, converted, revenue) in arms.items()}
 
 
 Z95 = 1.959964

@@ -11,7 +11,14 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from mailer.models import Campaign, Coupon, Enrollment, Message, Order, Store, TrackingEvent
-from mailer.reports.metrics import Counts, GroupOutcome, discount_given, lift, metrics
+from mailer.reports.metrics import (
+    Counts,
+    HoldoutEntry,
+    discount_given,
+    holdout_outcomes,
+    lift,
+    metrics,
+)
 from mailer.reports.reasons import reasons_report
 from mailer.scheduling.planner import zone
 from mailer.segments.queries import store_thresholds
@@ -111,40 +118,43 @@ def _holdout(session: Session, store: Store, since: datetime, until: datetime, w
     tested = {cid for _, cid, _, group, _ in enrollments if group == "control"}
     if not tested:
         return None
-    result: dict[str, object] = {"campaigns": []}
-    arms: dict[str, list[int | Decimal]] = {"treatment": [0, 0, Decimal("0")], "control": [0, 0, Decimal("0")]}
-    treated_ids = []
-    for enrollment_id, campaign_id, contact_id, group, entered_at in enrollments:
-        if campaign_id not in tested:
-            continue
-        campaign = campaigns[campaign_id]
-        horizon = max((timedelta(minutes=s.delay_minutes + s.window_minutes) for s in campaign.steps), default=timedelta(0)) + window
-        spent = session.execute(
-            select(func.count(Order.id), func.coalesce(func.sum(Order.total), 0)).where(
-                Order.contact_id == contact_id, Order.placed_at > entered_at, Order.placed_at <= entered_at + horizon
-            )
-        ).one()
-        arm = arms[group]
-        arm[0] += 1
-        arm[1] += 1 if spent[0] else 0
-        arm[2] += Decimal(spent[1])
-        if group == "treatment":
-            treated_ids.append(enrollment_id)
+    horizons = {
+        campaign_id: max((timedelta(minutes=s.delay_minutes + s.window_minutes) for s in campaigns[campaign_id].steps),
+                         default=timedelta(0)) + window
+        for campaign_id in tested
+    }
+    entries = [
+        HoldoutEntry(group, contact_id, entered_at, horizons[campaign_id])
+        for _, campaign_id, contact_id, group, entered_at in enrollments if campaign_id in tested
+    ]
+    # Subqueries rather than lists of ids: a wave is 100k enrollments, past SQLite's bound parameters.
+    watched = (Enrollment.store_id == store.id, Enrollment.entered_at >= since, Enrollment.entered_at < until,
+               Enrollment.campaign_id.in_(tested))
+    treated_ids = select(Enrollment.id).where(*watched, Enrollment.group == "treatment")
+    # Every order the watched contacts placed while any of them was watched, in one query.
+    orders: dict[int, list[tuple[datetime, Decimal]]] = defaultdict(list)
+    for contact_id, placed_at, total in session.execute(
+        select(Order.contact_id, Order.placed_at, Order.total)
+        .where(Order.store_id == store.id, Order.placed_at > since, Order.placed_at <= until + max(horizons.values()),
+               Order.contact_id.in_(select(Enrollment.contact_id).where(*watched)))
+        .order_by(Order.contact_id, Order.placed_at)
+    ):
+        orders[contact_id].append((placed_at, Decimal(total)))
+    outcomes = holdout_outcomes(entries, orders)
     sent_to_treated = session.scalar(
         select(func.count(Message.id)).where(Message.enrollment_id.in_(treated_ids), Message.status.in_(("sent", "failed")))
-    ) if treated_ids else 0
+    )
     discounts = sum(
         (discount_given(total, percent) for total, percent in session.execute(
             select(Order.total, Coupon.percent_off).join(Coupon, Coupon.order_id == Order.id)
             .join(Message, Message.id == Coupon.message_id).where(Message.enrollment_id.in_(treated_ids))
-        )) if treated_ids else [],
+        )),
         Decimal("0"),
     )
     cost = cost_per_email * (sent_to_treated or 0) + discounts
-    treated = GroupOutcome(int(arms["treatment"][0]), int(arms["treatment"][1]), Decimal(arms["treatment"][2]))
-    control = GroupOutcome(int(arms["control"][0]), int(arms["control"][1]), Decimal(arms["control"][2]))
-    result = {"campaigns": sorted(campaigns[c].key for c in tested), "cost": float(cost.quantize(Decimal("0.01")))}
-    result.update(lift(treated, control, cost))
+    result: dict[str, object] = {"campaigns": sorted(campaigns[c].key for c in tested),
+                                 "cost": float(cost.quantize(Decimal("0.01")))}
+    result.update(lift(outcomes["treatment"], outcomes["control"], cost))
     return result
 
 

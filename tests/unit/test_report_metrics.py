@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from mailer.reports.metrics import Counts, GroupOutcome, discount_given, lift, metrics, ratio
+from mailer.reports.metrics import (
+    Counts,
+    GroupOutcome,
+    HoldoutEntry,
+    discount_given,
+    holdout_outcomes,
+    lift,
+    metrics,
+    ratio,
+)
 
 
 def test_metrics_from_counts() -> None:
@@ -37,3 +47,28 @@ def test_lift_with_interval_and_increments() -> None:
     assert result["relative_lift"] == 0.5
     assert result["incremental_revenue"] == 2000.0 and result["incremental_roi"] == 2.0
     assert lift(GroupOutcome(10, 1, Decimal("5")), GroupOutcome(0, 0, Decimal("0")), Decimal("1"))["lift"] is None
+
+
+def test_holdout_outcomes_count_orders_after_entering_and_within_the_horizon() -> None:
+    entered = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    week = timedelta(days=7)
+    orders = {
+        1: [(entered - timedelta(days=1), Decimal("99")), (entered + timedelta(days=2), Decimal("30")),
+            (entered + timedelta(days=3), Decimal("20"))],  # one before entering (not counted), two within
+        2: [(entered, Decimal("40"))],  # at the very moment of entering: not after it
+        3: [(entered + week, Decimal("25")), (entered + week + timedelta(seconds=1), Decimal("70"))],  # the bound counts
+        4: [(entered + timedelta(days=1), Decimal("15"))],
+    }
+    entries = [
+        HoldoutEntry("treatment", 1, entered, week),
+        HoldoutEntry("treatment", 2, entered, week),
+        HoldoutEntry("control", 3, entered, week),
+        HoldoutEntry("control", 4, entered + timedelta(days=2), week),  # entered after its order
+        HoldoutEntry("control", 5, entered, week),  # no orders at all
+        HoldoutEntry("treatment", 1, entered + timedelta(days=2, hours=12), timedelta(hours=1)),  # re-entered, nothing in its hour
+    ]
+    outcomes = holdout_outcomes(entries, orders)
+    assert outcomes["treatment"] == GroupOutcome(3, 1, Decimal("50"))
+    assert outcomes["control"] == GroupOutcome(3, 1, Decimal("25"))
+    assert holdout_outcomes([], orders) == {"treatment": GroupOutcome(0, 0, Decimal("0")),
+                                            "control": GroupOutcome(0, 0, Decimal("0"))}
