@@ -79,16 +79,19 @@ def _engagement(session: Session, store: Store, since: datetime, until: datetime
     return seen
 
 
-def _conversions(session: Session, store: Store, message_ids: set[int]) -> list[tuple[int, int, Decimal, Decimal]]:
-    """(message, contact, revenue, discount) for every order credited to one of the messages."""
-    if not message_ids:
+def _conversions(session: Session, store: Store, sent: dict[int, _Sent], since: datetime, until: datetime) -> list[tuple[int, int, Decimal, Decimal]]:
+    """(message, contact, revenue, discount) for every order credited to one of the `sent` messages."""
+    if not sent:
         return []
+    # The emails sent in the range as a subquery (a wave's 100k ids are past SQLite's bound-parameter
+    # limit); those `sent` leaves out (failed, never bounced) are dropped here.
+    cohort = select(Message.id).where(Message.store_id == store.id, Message.sent_at >= since, Message.sent_at < until)
     rows = session.execute(
         select(Order.attributed_message_id, Order.contact_id, Order.total, Coupon.percent_off)
         .outerjoin(Coupon, and_(Coupon.order_id == Order.id, Coupon.message_id == Order.attributed_message_id))
-        .where(Order.store_id == store.id, Order.attributed_message_id.in_(message_ids))
+        .where(Order.store_id == store.id, Order.attributed_message_id.in_(cohort))
     )
-    return [(mid, cid, total, discount_given(total, percent or 0)) for mid, cid, total, percent in rows]
+    return [(mid, cid, total, discount_given(total, percent or 0)) for mid, cid, total, percent in rows if mid in sent]
 
 
 def _add(counts: Counts, sent: _Sent, seen: set[str]) -> None:
@@ -176,7 +179,7 @@ def build_report(session: Session, store: Store, start: date, end: date) -> dict
             slices.append(by_tier[message.tier])
         for counts in slices:
             _add(counts, message, seen.get(message_id, set()))
-    for message_id, contact_id, revenue, discount in _conversions(session, store, set(sent)):
+    for message_id, contact_id, revenue, discount in _conversions(session, store, sent, since, until):
         message = sent[message_id]
         slices = [totals, by_campaign[message.campaign_key], by_step[(message.campaign_key, message.step_index)]]
         if message.tier is not None:

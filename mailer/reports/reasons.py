@@ -19,11 +19,13 @@ def _quarter(when: datetime) -> str:
 
 def reasons_report(session: Session, store: Store, since: datetime, until: datetime) -> dict[str, object]:
     """The `"reasons"` part of the report for answers given in `[since, until)`."""
-    rows = session.execute(
+    answers = (
         select(ContactReason.contact_id, ContactReason.reason, ContactReason.tier, Campaign.key, ContactReason.created_at)
         .join(Campaign, Campaign.id == ContactReason.campaign_id)
         .where(ContactReason.store_id == store.id, ContactReason.created_at >= since, ContactReason.created_at < until)
-    ).all()
+    )
+    answering = answers.subquery()  # the contacts, as a subquery: a list of ids can pass SQLite's parameter limit
+    rows = session.execute(answers).all()
     thresholds = store_thresholds(store)
     by_reason: Counter[str] = Counter()
     by_month: dict[str, Counter[str]] = defaultdict(Counter)
@@ -46,7 +48,7 @@ def reasons_report(session: Session, store: Store, since: datetime, until: datet
     if first_answer:
         last_orders = dict(session.execute(
             select(Order.contact_id, func.max(Order.placed_at))
-            .where(Order.contact_id.in_({c for c, _ in first_answer})).group_by(Order.contact_id)
+            .where(Order.contact_id.in_(select(answering.c.contact_id))).group_by(Order.contact_id)
         ).all())
         for (contact_id, reason), at in first_answer.items():
             answered[reason] += 1

@@ -1,13 +1,13 @@
-"""The holdout figures come from a fixed number of queries, however many enrollments a wave made."""
+"""The report at a wave's scale: a fixed number of queries, however many enrollments and emails there are."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import event, select
+from sqlalchemy import event, func, insert, select
 
 from mailer.campaigns.sync import sync_campaigns
-from mailer.models import Campaign, Enrollment
+from mailer.models import Campaign, Enrollment, Message
 from mailer.reports.queries import build_report
 from tests.support.factories import T0, make_contact, make_order, make_store
 
@@ -50,3 +50,27 @@ def test_holdout_queries_do_not_grow_with_enrollments(session) -> None:
     # n % 3 == 0 ordered two days in: of 0..65, the even ones are treated (0, 6, 12, … 60: 11) and the odd control (3, 9, … 63: 11)
     assert holdout["treated"]["converted"] == 11 and holdout["control"]["converted"] == 11
     assert holdout["treated"]["revenue"] == 330.0
+
+
+def test_a_report_over_more_emails_than_sqlite_binds_at_once(session) -> None:
+    # SQLite refuses a statement with more than 32,766 bound parameters: a list of a wave's
+    # message ids would fail the report; subqueries do not.
+    store = make_store(session)
+    sync_campaigns(session, store, T0)
+    winback = session.scalar(select(Campaign).where(Campaign.store_id == store.id, Campaign.key == "winback"))
+    contact = make_contact(session, store)
+    enrollment = Enrollment(store_id=store.id, campaign_id=winback.id, contact_id=contact.id, subject_key="lapse:big",
+                            tier=1, group="treatment", anchor_at=T0, entered_at=T0)
+    session.add(enrollment)
+    session.flush()
+    emails = 33_000
+    sent_at = T0 + timedelta(hours=1)
+    session.execute(insert(Message), [
+        {"store_id": store.id, "campaign_id": winback.id, "enrollment_id": enrollment.id, "contact_id": contact.id,
+         "step_index": n, "status": "sent", "due_at": T0, "sent_at": sent_at, "created_at": T0}
+        for n in range(emails)
+    ])
+    make_order(session, contact, sent_at + timedelta(hours=1), total="42.00",
+               attributed_message_id=session.scalar(select(func.min(Message.id)).where(Message.store_id == store.id)))
+    report = build_report(session, store, date(2026, 1, 1), date(2026, 12, 31))
+    assert report["totals"]["sent"] == emails and report["totals"]["revenue"] == 42.0
