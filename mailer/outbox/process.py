@@ -72,19 +72,26 @@ def process_claim(
         pending.clear()
 
     ready = prepared.ready
-    for index, email in enumerate(ready):
-        if clock is not None and clock() >= claim.lease_until:
-            log.warning("lease of claim %s ran out; leaving the rest to be reclaimed", claim.token)
-            break
-        # The next envelope may go out behind this content (SMTP pipelining); it is delivered
-        # only by its own send, so what a crash can leave sent but unrecorded stays one checkpoint.
-        following = ready[index + 1].envelope if index + 1 < len(ready) else None
-        try:
-            transport.send(email.envelope, email.data, then=following)
-            pending.append(Outcome(email.message_id))
-        except DeliveryError as exc:
-            pending.append(Outcome(email.message_id, exc))
-        if len(pending) >= CHECKPOINT_EVERY:
-            checkpoint()
-    checkpoint()
+    try:
+        for index, email in enumerate(ready):
+            if clock is not None and clock() >= claim.lease_until:
+                log.warning("lease of claim %s ran out; leaving the rest to be reclaimed", claim.token)
+                break
+            # The next envelope may go out behind this content (SMTP pipelining); it is delivered
+            # only by its own send, so what a crash can leave sent but unrecorded stays one checkpoint.
+            following = ready[index + 1].envelope if index + 1 < len(ready) else None
+            try:
+                transport.send(email.envelope, email.data, then=following)
+                pending.append(Outcome(email.message_id))
+            except DeliveryError as exc:
+                pending.append(Outcome(email.message_id, exc))
+            if len(pending) >= CHECKPOINT_EVERY:
+                checkpoint()
+    finally:
+        # Also when something other than a DeliveryError is raised mid-claim (a bug, a transport
+        # that breaks, an interrupt): what the server already accepted is recorded before the
+        # error goes on, so it is not sent again once the lease runs out. The message whose send
+        # raised stays `sending` and is reclaimed: it may go twice, as after a crash between the
+        # server's 250 and the commit. A checkpoint that itself failed is tried once more here.
+        checkpoint()
     return report
