@@ -171,6 +171,21 @@ def refresh_statistics(session: Session, *tables: str) -> None:
             session.execute(text(f'ANALYZE "{table}"'))
 
 
+def commit_each_statement(session: Session) -> None:
+    """Let each statement of a session that has not begun commit by itself: for work whose only write is one statement.
+
+    On PostgreSQL a transaction costs two round trips of its own (BEGIN, COMMIT) besides its
+    statements; a request that reads and then writes one row (an open, a click, a product view)
+    needs neither. The session's `commit()` is then a no-op, and a rollback after the write
+    undoes nothing, so the caller must have exactly one write. A session that already began
+    keeps its transaction, and so does one on SQLite (in process: no round trips to save) or
+    bound to a connection (a test's rolled-back transaction).
+    """
+    bind = session.get_bind()
+    if isinstance(bind, Engine) and bind.dialect.name == "postgresql" and not session.in_transaction():
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 def is_postgresql(session_or_engine: Session | Engine | Connection) -> bool:
     """True when the bound database is PostgreSQL (for SKIP LOCKED and friends)."""
     bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine

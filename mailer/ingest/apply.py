@@ -65,43 +65,74 @@ class IngestResult:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
 
 
+@dataclass(frozen=True)
+class ValidatedBatch:
+    """A request's events after validation: the valid ones in order, and the refused ones by position."""
+
+    store: IngestingStore
+    events: list[tuple[int, ValidEvent]]
+    rejected: list[dict[str, Any]]
+    source: str
+
+    @property
+    def only_plain_views(self) -> bool:
+        """True when storing the batch is one INSERT and nothing else (see is_plain_view)."""
+        return bool(self.events) and all(is_plain_view(event) for _, event in self.events)
+
+
+def validate_batch(
+    store: IngestingStore, raw_events: Sequence[object], *, now: datetime, public: bool, source: str | None = None,
+) -> ValidatedBatch:
+    """Validate every event of a batch, without the database.
+
+    `public` is the snippet's endpoint (stricter timestamps, links on the store's domain);
+    `source` names where orders came from (default: `snippet` or `api`).
+    """
+    link_domain = store.domain if public else None
+    events: list[tuple[int, ValidEvent]] = []
+    rejected: list[dict[str, Any]] = []
+    for index, raw in enumerate(raw_events):
+        try:
+            events.append((index, validate_event(raw, now=now, public=public, link_domain=link_domain)))
+        except ValidationError as exc:
+            rejected.append({"index": index, "error": exc.message})
+    return ValidatedBatch(store, events, rejected, source or ("snippet" if public else "api"))
+
+
 def ingest_batch(
     session: Session, store: IngestingStore, raw_events: Sequence[object], *, now: datetime, public: bool,
     source: str | None = None, own_transaction: bool = False,
 ) -> IngestResult:
     """Validate every event, then store and apply the valid ones; one bad event never loses its neighbours.
 
+    See validate_batch for `public` and `source`, and apply_batch for `own_transaction`.
+    """
+    batch = validate_batch(store, raw_events, now=now, public=public, source=source)
+    return apply_batch(session, batch, now, own_transaction=own_transaction)
+
+
+def apply_batch(session: Session, batch: ValidatedBatch, now: datetime, *, own_transaction: bool = False) -> IngestResult:
+    """Store and apply a validated batch's events; one refused event never loses its neighbours.
+
     When the transaction holds nothing else (`own_transaction`, a request's), the whole batch
     is first tried at once (see _ingest_together) and only a refusal costs the careful pass:
     views of a product by a browser (no email, nothing to update but the event itself) stored
     together in one statement after the others, which have effects and are applied one by one
-    in order, each in its own savepoint. The result is
-    the same as applying all in order: a browser's anonymous events end up with whoever it
-    identified as. `public` is the snippet's endpoint (stricter timestamps, links on the store's
-    domain); `source` names where orders came from (default: `snippet` or `api`).
+    in order, each in its own savepoint. The result is the same as applying all in order: a
+    browser's anonymous events end up with whoever it identified as.
     """
-    result = IngestResult()
-    source = source or ("snippet" if public else "api")
-    link_domain = store.domain if public else None
-    views: list[tuple[int, ValidEvent]] = []
-    effects: list[tuple[int, ValidEvent]] = []
-    for index, raw in enumerate(raw_events):
-        try:
-            event = validate_event(raw, now=now, public=public, link_domain=link_domain)
-        except ValidationError as exc:
-            result.rejected.append({"index": index, "error": exc.message})
-            continue
-        if is_plain_view(event):
-            views.append((index, event))
-        else:
-            effects.append((index, event))
-    if own_transaction and (effects or views):
+    store, source = batch.store, batch.source
+    result = IngestResult(rejected=list(batch.rejected))
+    if own_transaction and batch.events:
         try:
             together = IngestResult(rejected=list(result.rejected))  # left behind if the batch is replayed
-            return _ingest_together(session, store, sorted(effects + views), now, source, together)
+            return _ingest_together(session, store, batch.events, now, source, together)
         except (ValidationError, DBAPIError):
             session.rollback()  # some event is refused: again one by one, to keep its neighbours
-    for index, event in effects:
+    views = [(index, event) for index, event in batch.events if is_plain_view(event)]
+    for index, event in batch.events:
+        if is_plain_view(event):
+            continue
         try:
             is_new = _apply_isolated(session, store, event, now, source)
         except ValidationError as exc:

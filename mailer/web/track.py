@@ -9,6 +9,7 @@ from flask import Blueprint, Flask, Response, abort, redirect, render_template, 
 
 from mailer.campaigns.reasons import REASON_KEYS, REASONS, record_reason
 from mailer.clock import utcnow
+from mailer.db import commit_each_statement
 from mailer.models import Contact, Message, Store
 from mailer.tracking.machine import classify_click
 from mailer.tracking.tokens import read_token
@@ -41,7 +42,9 @@ def open_pixel(token: str) -> Response:
     """Record an open and always answer with the image: a broken pixel helps nobody."""
     try:
         found = read_token(settings().secret_key, "open", token)
-        message = sent_message(db_session(), found[0]) if found else None
+        session = db_session()
+        commit_each_statement(session)  # a read, then one INSERT
+        message = sent_message(session, found[0]) if found else None
         if message is not None:
             _record(message, "open")
     except Exception:  # the image must go out whatever happened while recording
@@ -55,7 +58,9 @@ def click(token: str) -> Response:
     found = read_token(settings().secret_key, "click", token)
     if found is None:
         abort(404)
-    link = click_target(db_session(), *found)
+    session = db_session()
+    commit_each_statement(session)  # a read, then one INSERT
+    link = click_target(session, *found)
     if link is None:
         abort(404)
     if link.message is not None:
