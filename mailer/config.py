@@ -29,6 +29,11 @@ class Settings:
     claim_lease_seconds: int = 120
     send_batch_size: int = 200
     tick_interval_seconds: float = 5.0
+    # At most this many claims wait in Redis's `send` queue. Each claim's lease starts when it is
+    # taken, so a queue deeper than the workers can empty within one lease only makes leases run
+    # out: 20 × 200 messages (send_batch_size) ≈ 4,000 emails, well inside a 2-minute lease for one
+    # worker process. Raise it (MAILER_DISPATCH_MAX_BATCHES) when you run many workers.
+    dispatch_max_batches: int = 20
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -52,6 +57,19 @@ def _positive_number(env: Mapping[str, str], name: str, default: float) -> float
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
     if value <= 0:
         raise ConfigError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+def _whole_number(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {raw!r}")
     return value
 
 
@@ -117,6 +135,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "claim_lease_seconds": int(_positive_number(env, "MAILER_CLAIM_LEASE_SECONDS", 120)),
         "send_batch_size": int(_positive_number(env, "MAILER_SEND_BATCH_SIZE", 200)),
         "tick_interval_seconds": _positive_number(env, "MAILER_TICK_INTERVAL", 5.0),
+        "dispatch_max_batches": _whole_number(env, "MAILER_DISPATCH_MAX_BATCHES", 20),
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

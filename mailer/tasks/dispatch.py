@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -11,19 +9,12 @@ import redis
 from kombu.exceptions import OperationalError
 
 from mailer.engine import Dispatcher
-from mailer.errors import ConfigError, MailerError
+from mailer.errors import MailerError
 from mailer.scheduling.claim import Claim
 from mailer.tasks.names import SEND_CLAIM, SEND_QUEUE
 
 if TYPE_CHECKING:
     from mailer.tasks.app import MailerCelery
-
-# At most this many claims wait in the `send` queue. Each claim's lease starts when it is taken,
-# so a queue deeper than the workers can empty within one lease only makes leases run out:
-# 20 × 200 messages (MAILER_SEND_BATCH_SIZE) ≈ 4,000 emails, well inside a 2-minute lease for
-# one worker process. Raise it (MAILER_DISPATCH_MAX_BATCHES) when you run many workers.
-DEFAULT_MAX_BATCHES = 20
-
 
 class BrokerUnavailable(MailerError):
     """Redis cannot be reached, so nothing more is queued; claimed rows come back after their lease."""
@@ -67,34 +58,19 @@ def dispatch_claim(claim: Claim, now: datetime | None = None) -> int:
     return enqueue_claim(celery_app(), claim, now)
 
 
-def max_batches(env: Mapping[str, str] | None = None) -> int:
-    """The queue-depth cap from MAILER_DISPATCH_MAX_BATCHES (default DEFAULT_MAX_BATCHES)."""
-    raw = (os.environ if env is None else env).get("MAILER_DISPATCH_MAX_BATCHES", "")
-    if raw == "":
-        return DEFAULT_MAX_BATCHES
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"MAILER_DISPATCH_MAX_BATCHES must be a whole number, got {raw!r}") from exc
-    if value < 1:
-        raise ConfigError(f"MAILER_DISPATCH_MAX_BATCHES must be at least 1, got {raw!r}")
-    return value
-
-
 def queued_claims(client: redis.Redis) -> int:
     """How many send tasks wait in Redis (the `send` list; kombu keeps one list per queue)."""
     return int(client.llen(SEND_QUEUE))
 
 
-def dispatch_budget(client: redis.Redis, limit: int | None = None) -> int:
+def dispatch_budget(client: redis.Redis, cap: int) -> int:
     """How many claims this tick may queue: the cap minus what still waits (0 when full)."""
-    cap = max_batches() if limit is None else limit
     return max(0, cap - queued_claims(client))
 
 
 def dispatch_budget_for(app: MailerCelery) -> int:
     """`dispatch_budget` on the app's Redis (for `mailer tick` and the periodic tick)."""
     try:
-        return dispatch_budget(app.resources.redis)
+        return dispatch_budget(app.resources.redis, app.mailer_settings.dispatch_max_batches)
     except redis.RedisError as exc:
         raise BrokerUnavailable(f"cannot reach Redis (MAILER_REDIS_URL): {exc}") from exc

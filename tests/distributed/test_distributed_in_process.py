@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def test_a_tick_that_finds_the_lock_held_returns_at_once(app: MailerCelery, pg_d
 
 
 def test_a_tick_queues_no_more_claims_than_the_cap(app: MailerCelery, pg_database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MAILER_DISPATCH_MAX_BATCHES", "3")
+    monkeypatch.setattr(app, "mailer_settings", replace(app.mailer_settings, dispatch_max_batches=3))
     t = utcnow()
     plan_many(pg_database, new_store(pg_database, t), 100, t - timedelta(minutes=1), batch="cap")
     client: redis.Redis = app.resources.redis
