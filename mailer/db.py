@@ -1,9 +1,9 @@
-"""Engine, sessions, the declarative Base and after-commit hooks."""
+"""Engine, sessions, the declarative Base, after-commit hooks, and the statement helpers both backends share."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -11,20 +11,26 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    ColumnElement,
     DateTime,
     Engine,
     Insert,
     MetaData,
     Table,
+    any_,
+    bindparam,
     create_engine,
     event,
+    func,
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.selectable import TableValuedAlias
 from sqlalchemy.types import TypeDecorator
 
 # Constraint names that Alembic can rely on across SQLite and PostgreSQL.
@@ -184,6 +190,32 @@ def commit_each_statement(session: Session) -> None:
     bind = session.get_bind()
     if isinstance(bind, Engine) and bind.dialect.name == "postgresql" and not session.in_transaction():
         session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+def among(session: Session, column: ColumnElement[Any], values: Collection[Any]) -> ColumnElement[bool]:
+    """`column` is one of `values`, written so the statement's text does not grow with the batch.
+
+    A batch of 200 ids is 200 placeholders in `IN (…)`: on PostgreSQL the driver re-parses that long
+    statement on every execution; one array parameter keeps the text short and cached (a select
+    of 200 messages by id takes a third of the time).
+    """
+    if is_postgresql(session):
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))
+
+
+def unnested(table: Table, rows: Sequence[Mapping[str, Any]]) -> TableValuedAlias:
+    """PostgreSQL only: `rows` as a derived table, `unnest` of one array per column of `table`.
+
+    For INSERT … SELECT and UPDATE … FROM of a whole batch in one statement whose text stays the
+    same whatever the batch size (an executemany sends one statement per row).
+    """
+    names = list(rows[0])
+    return (
+        func.unnest(*(bindparam(name, [row[name] for row in rows], type_=ARRAY(table.c[name].type)) for name in names))
+        .table_valued(*names)
+        .render_derived()
+    )
 
 
 def is_postgresql(session_or_engine: Session | Engine | Connection) -> bool:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from mailer.campaigns.reasons import REASONS
 from mailer.config import Settings
-from mailer.db import is_postgresql
+from mailer.db import among, is_postgresql, unnested
 from mailer.delivery import Envelope, OutgoingEmail, build_mime
 from mailer.models import Campaign, Cart, Contact, Coupon, Link, Message, Order, Store
 from mailer.outbox.steps import EffectiveStep
@@ -27,7 +27,6 @@ from mailer.rendering import CompiledTemplate, compile_template, load_template, 
 from mailer.rendering.context import build_context
 from mailer.rendering.coupons import CouponRequest, issue_coupons
 from mailer.rendering.links import track_links
-from mailer.scheduling.ids import among, unnested
 from mailer.templates_store import template_overrides
 from mailer.tracking.tokens import make_token
 

@@ -8,10 +8,10 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from mailer.db import among
 from mailer.errors import DeliveryError, PermanentDeliveryError
 from mailer.models import Contact, Message, TrackingEvent
 from mailer.scheduling.claim import Claim
-from mailer.scheduling.ids import among
 from mailer.scheduling.planner import retry_at
 from mailer.tracking.suppressions import suppress
 

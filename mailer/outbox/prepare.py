@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from mailer.config import Settings
-from mailer.db import is_postgresql
+from mailer.db import among, is_postgresql
 from mailer.errors import TemplateError
 from mailer.models import Campaign, Cart, Contact, Enrollment, Message, Store
 from mailer.outbox.compose import (
@@ -24,7 +24,6 @@ from mailer.outbox.compose import (
 from mailer.outbox.rules import Defer, SendFacts, Skip, decide
 from mailer.outbox.steps import EffectiveStep, effective_step
 from mailer.scheduling.claim import Claim
-from mailer.scheduling.ids import among
 from mailer.scheduling.planner import QuietHours
 from mailer.tracking.suppressions import suppressed_emails
 

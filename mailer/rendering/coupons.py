@@ -10,9 +10,8 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from mailer.db import is_postgresql
+from mailer.db import among, is_postgresql, unnested
 from mailer.models import Coupon, Message
-from mailer.scheduling.ids import among, unnested
 
 # 32 symbols without 0/O, 1/I: 8 of them carry exactly 40 random bits and read aloud safely.
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"

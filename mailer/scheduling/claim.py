@@ -9,9 +9,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from mailer.db import is_postgresql
+from mailer.db import among, is_postgresql
 from mailer.models import Message
-from mailer.scheduling.ids import among
 
 
 @dataclass(frozen=True)

@@ -204,8 +204,8 @@ def test_cap_slots_go_to_free_contacts_and_to_the_message_that_already_holds_one
 
 
 def test_among_matches_a_batch_of_ids_or_codes_on_each_backend(session: Session) -> None:
+    from mailer.db import among
     from mailer.models import Contact
-    from mailer.scheduling.ids import among
 
     store = make_store(session)
     people = customers(session, store, 3)
