@@ -252,15 +252,21 @@ def run(quick: bool, workdir: Path, postgres: BenchPostgres, profile: bool = Fal
     sink = SmtpSink(workdir).start()
     try:
         sender, data = sample_email(workdir)
-        ceiling = smtplib_ceiling(sink, sender, data, 5_000 if quick else 20_000)
-        table.add("ceiling: raw smtplib, 1 connection", ceiling["count"], rate(ceiling["per_second"]), "100 %", "",
-                  f"{ceiling['client_cpu_ms_per_email']:.2f} (client)", "")
+        # The ceiling waits on four replies per email, so how busy the machine is at that moment moves
+        # it a lot (1.7k to 5.2k/s in one day): it is measured before, between and after the runs,
+        # and the ratios use the median.
+        count = 5_000 if quick else 20_000
+        ceilings = [smtplib_ceiling(sink, sender, data, count)]
         runs: list[SendRun] = []
         instance = workdir / "instance"
         for n in sizes:
             runs.append(embedded(postgres.new_database("embedded"), n, sink, postgres, instance))
             runs.append(embedded(new_sqlite_url(workdir, f"embedded-{n}"), n, sink, None, instance))
             runs.append(distributed(postgres, n, sink, workdir))
+            ceilings.append(smtplib_ceiling(sink, sender, data, count))
+        ceiling = sorted(ceilings, key=lambda c: c["per_second"])[len(ceilings) // 2]
+        table.add("ceiling: raw smtplib, 1 connection (median of 3)", count, rate(ceiling["per_second"]), "100 %", "",
+                  f"{ceiling['client_cpu_ms_per_email']:.2f} (client)", "")
         if profile:  # a run of its own: the profiler slows the code it watches
             prof = workdir / "send.prof"
             embedded(postgres.new_database("profiled"), sizes[0], sink, postgres, instance, prof)
@@ -276,6 +282,8 @@ def run(quick: bool, workdir: Path, postgres: BenchPostgres, profile: bool = Fal
             f"email size {len(data):,} bytes; ceiling = the same bytes pushed with smtplib (MAIL, RCPT, DATA) "
             f"over one connection; smtp-sink uses {ceiling['sink_cpu_ms_per_email']:.2f} ms CPU/email"
         )
+        table.notes.append("ceiling before, between and after the runs: "
+                           + ", ".join(rate(c["per_second"]) for c in ceilings) + "; the ratios use the median")
         table.notes.append("emails/s = N ÷ the send half of the tick (claim, prepare, render, build, SMTP, record); "
                            "the tick's planning stages are timed apart: for the wave, then for the next tick")
         table.notes.append("embedded = `engine.plan()` then `engine.send_due_inline()` (what `engine.tick` runs) in a "
@@ -287,7 +295,7 @@ def run(quick: bool, workdir: Path, postgres: BenchPostgres, profile: bool = Fal
             if "rss_after_plan_mb" in r.extra:
                 table.notes.append(f"{r.mode}, N={r.n:,}: RSS {r.extra['rss_start_mb']:.0f} MB at start, "
                                    f"{r.extra['rss_after_plan_mb']:.0f} MB after planning, {r.peak_rss_mb:.0f} MB after sending")
-        table.data |= {"ceiling": ceiling, "runs": [dict(r.__dict__, per_second=r.per_second) for r in runs]}
+        table.data |= {"ceiling": ceiling, "ceilings": ceilings, "runs": [dict(r.__dict__, per_second=r.per_second) for r in runs]}
     finally:
         sink.stop()
     return table
