@@ -33,8 +33,10 @@ from mailer.clock import utcnow
 from mailer.db import Database
 
 # One sync worker per core: with PostgreSQL and the load on the same 2 cores, 3 or 4 workers
-# measured slower (more CPU per request, and the same visitor's rows locked by each other).
+# measured slower (more CPU per request, and the same visitor's rows locked by each other), and
+# so did threads (BENCH_GUNICORN_THREADS=4: gthread workers, half the single-event rate).
 GUNICORN_WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", "2"))
+GUNICORN_THREADS = int(os.environ.get("BENCH_GUNICORN_THREADS", "1"))  # over 1: gthread workers
 WRK_THREADS = 1
 WRK_CONNECTIONS = 8
 STORES = 200  # the public API allows 50 req/s (burst 200) per key and process: spread the load over many keys
@@ -50,6 +52,14 @@ def gunicorn_missing() -> str | None:
     if shutil.which("wrk") is None:
         return "wrk is not installed: run scripts/bench-deps.sh"
     return None
+
+
+def _worker_class() -> list[str]:
+    return ["-k", "gthread", "--threads", str(GUNICORN_THREADS)] if GUNICORN_THREADS > 1 else []
+
+
+def _workers_kind() -> str:
+    return f"gthread ×{GUNICORN_THREADS}" if GUNICORN_THREADS > 1 else "sync"
 
 
 class Gunicorn:
@@ -71,7 +81,7 @@ class Gunicorn:
         """Start it and wait until a worker answers GET `ready_path`."""
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
-                [PYTHON, "-m", "gunicorn", "-w", str(GUNICORN_WORKERS), "-b", f"127.0.0.1:{self.port}",
+                [PYTHON, "-m", "gunicorn", "-w", str(GUNICORN_WORKERS), *_worker_class(), "-b", f"127.0.0.1:{self.port}",
                  "--backlog", "2048", "--log-level", "warning", self.app_spec],
                 env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
@@ -205,7 +215,7 @@ def run(quick: bool, workdir: Path, postgres: BenchPostgres) -> Table:
     """Every ingest figure: the mailer app and the bare ceiling on the same gunicorn, same wrk load."""
     seconds = 5.0 if quick else 15.0
     table = Table(
-        title=f"Ingest: gunicorn ({GUNICORN_WORKERS} sync workers) on PostgreSQL, wrk {WRK_CONNECTIONS} connections, "
+        title=f"Ingest: gunicorn ({GUNICORN_WORKERS} {_workers_kind()} workers) on PostgreSQL, wrk {WRK_CONNECTIONS} connections, "
               f"{seconds:g} s per run",
         headers=["endpoint", "req/s", "events/s", "p50", "p99", "of ceiling", "CPU ms/req (app / PG)", "non-2xx"],
     )
