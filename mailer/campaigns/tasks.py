@@ -6,7 +6,7 @@ import math
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
 from mailer.errors import ValidationError
@@ -81,9 +81,10 @@ def tasks_stage(session: Session, store: Store, now: datetime) -> dict[str, int]
         update(ManagerTask)
         .where(
             ManagerTask.store_id == store.id, ManagerTask.status == "open",
-            ManagerTask.contact_id.in_(
-                select(Contact.id).where(Contact.store_id == store.id, Contact.last_order_at > ManagerTask.lapse_at)
-            ),
+            # Each task looks up its own contact by primary key. `contact_id IN (contacts who ordered
+            # after this task's lapse)` scanned every contact of the store once per open task: after
+            # a 100k wave's 10k tasks, the next tick took 100 s on both backends.
+            exists().where(Contact.id == ManagerTask.contact_id, Contact.last_order_at > ManagerTask.lapse_at),
         )
         .values(status="closed", outcome="returned", closed_at=now)
         .execution_options(synchronize_session=False)

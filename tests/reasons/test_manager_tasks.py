@@ -87,3 +87,23 @@ def test_a_returning_customer_closes_the_task_as_returned(database, settings, sm
     tick(database, transport, settings, T + timedelta(days=2, hours=1))
     with database.transaction() as session:
         assert [(t.status, t.outcome) for t in session.scalars(select(ManagerTask))] == [("closed", "returned")]
+
+
+def test_only_the_task_of_the_customer_who_came_back_closes(database, settings, smtp_sink) -> None:
+    with database.transaction() as session:
+        store, _owner, whale = _setup(session, {"task_top_percent": None, "task_min_spent": 100})
+        other = make_contact(session, store, first_name="Ada")
+        make_order(session, other, T - timedelta(days=120), total="300.00")
+        whale_id, other_id = whale.id, other.id
+    transport = SMTPTransport(smtp_sink.url)
+    tick(database, transport, settings, T)
+    with database.transaction() as session:
+        record_order(session, session.get(Contact, whale_id), NewOrder("back-2", T + timedelta(days=2), Decimal("60"), "USD"),
+                     T + timedelta(days=2))
+        # an order placed before the lapse the task is about is no return
+        record_order(session, session.get(Contact, other_id), NewOrder("old-1", T - timedelta(days=200), Decimal("20"), "USD"),
+                     T + timedelta(days=2))
+    tick(database, transport, settings, T + timedelta(days=2, hours=1))
+    with database.transaction() as session:
+        tasks = {t.contact_id: (t.status, t.outcome) for t in session.scalars(select(ManagerTask))}
+    assert tasks == {whale_id: ("closed", "returned"), other_id: ("open", None)}
