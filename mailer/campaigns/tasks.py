@@ -6,7 +6,7 @@ import math
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import Select, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from mailer.errors import ValidationError
@@ -52,19 +52,30 @@ def _assignee(session: Session, store: Store) -> User | None:
     return session.scalar(users.where(User.role == "owner").order_by(User.id).limit(1))
 
 
+def _engaged_since(since: datetime) -> tuple[Select[tuple[int]], Select[tuple[int]]]:
+    # Who engaged after `since`: a person's open or click, or an answer to "why did you leave?".
+    touches = select(TrackingEvent.contact_id).where(
+        TrackingEvent.machine.is_(False), TrackingEvent.kind.in_(("open", "click")), TrackingEvent.occurred_at >= since,
+    )
+    answers = select(ContactReason.contact_id).where(ContactReason.created_at >= since)
+    return touches, answers
+
+
 def is_warm(session: Session, contact_id: int, now: datetime) -> bool:
     """Did the customer engage lately (a person's open or click, or an answer to "why")?"""
-    since = now - WARM_WITHIN
-    touched = session.scalar(
-        select(TrackingEvent.id).where(
-            TrackingEvent.contact_id == contact_id, TrackingEvent.machine.is_(False),
-            TrackingEvent.kind.in_(("open", "click")), TrackingEvent.occurred_at >= since,
-        ).limit(1)
+    touches, answers = _engaged_since(now - WARM_WITHIN)
+    return (
+        session.scalar(touches.where(TrackingEvent.contact_id == contact_id).limit(1)) is not None
+        or session.scalar(answers.where(ContactReason.contact_id == contact_id).limit(1)) is not None
     )
-    answered = session.scalar(
-        select(ContactReason.id).where(ContactReason.contact_id == contact_id, ContactReason.created_at >= since).limit(1)
-    )
-    return touched is not None or answered is not None
+
+
+def warm_contacts(session: Session, store_id: int, now: datetime) -> set[int]:
+    """The store's customers who engaged lately (see is_warm), in two queries whatever their number."""
+    touches, answers = _engaged_since(now - WARM_WITHIN)
+    touched = session.scalars(touches.where(TrackingEvent.store_id == store_id).distinct())
+    answered = session.scalars(answers.where(ContactReason.store_id == store_id).distinct())
+    return set(touched) | set(answered)
 
 
 def task_title(contact: Contact, currency: str) -> str:
@@ -105,11 +116,12 @@ def tasks_stage(session: Session, store: Store, now: datetime) -> dict[str, int]
         )
     ).all()
     assignee = _assignee(session, store)
+    warm = warm_contacts(session, store.id, now) if candidates else set()  # a wave opens thousands at once
     for contact in candidates:
         session.add(ManagerTask(
             store_id=store.id, contact_id=contact.id, assignee_id=assignee.id if assignee else None,
             lapse_at=contact.last_order_at, title=task_title(contact, store.currency), status="open",
-            warmth="warm" if is_warm(session, contact.id, now) else "cold", due_at=now, created_at=now,
+            warmth="warm" if contact.id in warm else "cold", due_at=now, created_at=now,
         ))
     session.flush()
     return {"tasks_closed_returned": max(returned, 0), "tasks_opened": len(candidates)}

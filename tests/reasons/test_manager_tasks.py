@@ -107,3 +107,33 @@ def test_only_the_task_of_the_customer_who_came_back_closes(database, settings, 
     with database.transaction() as session:
         tasks = {t.contact_id: (t.status, t.outcome) for t in session.scalars(select(ManagerTask))}
     assert tasks == {whale_id: ("closed", "returned"), other_id: ("open", None)}
+
+
+def test_warm_contacts_agrees_with_is_warm(session) -> None:
+    from mailer.campaigns.tasks import is_warm, warm_contacts
+    from mailer.models import ContactReason, Message, TrackingEvent
+    from tests.support.scenarios import plan_winback
+
+    store, other_store = make_store(session), make_store(session)
+    people = [make_contact(session, store) for _ in range(4)]
+    stranger = make_contact(session, other_store)
+    plan_winback(session, store, people)
+    plan_winback(session, other_store, [stranger])
+    message = {m.contact_id: m for m in session.scalars(select(Message))}
+
+    def touch(contact, kind, days_ago, machine=False):
+        m = message[contact.id]
+        session.add(TrackingEvent(store_id=m.store_id, message_id=m.id, contact_id=contact.id, kind=kind,
+                                  machine=machine, occurred_at=T - timedelta(days=days_ago)))
+
+    clicked, proxied, answered, long_ago = people
+    touch(clicked, "click", 10)
+    touch(proxied, "open", 1, machine=True)  # a privacy proxy, not a person
+    touch(long_ago, "open", 40)
+    touch(stranger, "click", 1)
+    m = message[answered.id]
+    session.add(ContactReason(store_id=store.id, contact_id=answered.id, message_id=m.id, campaign_id=m.campaign_id,
+                              tier=1, reason="too_expensive", created_at=T - timedelta(days=5)))
+    session.flush()
+    assert warm_contacts(session, store.id, T) == {clicked.id, answered.id}
+    assert [is_warm(session, p.id, T) for p in people] == [True, False, True, False]
