@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Insert, bindparam, func, select, true, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Insert, bindparam, select, true, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -255,12 +254,6 @@ def event_row(store_id: int, event: ValidEvent, now: datetime, contact_id: int |
 def claim_event_ids(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     """Insert the rows whose event ids are new (one statement); returns those ids."""
     connection = session.connection()
-    if connection.dialect.name == "postgresql" and len(rows) > 1:
-        # One array per column: the statement's text stays short and the same for any batch, so
-        # the driver parses it once and the server prepares it (ten rows of placeholders were
-        # 4 kB of SQL, re-parsed on every request).
-        columns = {name: [row[name] for row in rows] for name in _CLAIM_COLUMNS}
-        return set(connection.execute(_CLAIM_UNNESTED, columns).scalars())
     statement = insert_ignoring_statement(connection.dialect.name, _events, "event_id")
     return set(connection.execute(statement, rows).scalars())
 
@@ -285,16 +278,6 @@ def record_views(session: Session, store: IngestingStore, events: Sequence[Valid
 
 # Built once, with bound parameters: building a statement costs more Python than running it.
 _events = Event.__table__
-_CLAIM_COLUMNS = ("store_id", "event_id", "type", "name", "anonymous_id", "properties", "occurred_at", "received_at",
-                  "contact_id")
-_CLAIM_UNNESTED = (
-    dialect_insert("postgresql", _events)
-    .from_select(list(_CLAIM_COLUMNS), select(
-        func.unnest(*(bindparam(name, type_=ARRAY(_events.c[name].type)) for name in _CLAIM_COLUMNS))
-        .table_valued(*_CLAIM_COLUMNS).render_derived()
-    ))
-    .on_conflict_do_nothing().returning(_events.c.event_id)
-)
 _SETTLE_BROWSER_ROWS = (
     update(_events)
     .where(_events.c.store_id == bindparam("in_store"), _events.c.anonymous_id == bindparam("browser"),
