@@ -16,6 +16,7 @@ from mailer.segments.queries import store_thresholds
 
 # Engagement this recent makes a customer "warm": worth calling again sooner.
 WARM_WITHIN = timedelta(days=30)
+FLUSH_EVERY = 500
 
 
 def cadence(warm: bool, warm_days: float, cold_days: float) -> timedelta:
@@ -117,12 +118,14 @@ def tasks_stage(session: Session, store: Store, now: datetime) -> dict[str, int]
     ).all()
     assignee = _assignee(session, store)
     warm = warm_contacts(session, store.id, now) if candidates else set()  # a wave opens thousands at once
-    for contact in candidates:
+    for opened, contact in enumerate(candidates, 1):
         session.add(ManagerTask(
             store_id=store.id, contact_id=contact.id, assignee_id=assignee.id if assignee else None,
             lapse_at=contact.last_order_at, title=task_title(contact, store.currency), status="open",
             warmth="warm" if contact.id in warm else "cold", due_at=now, created_at=now,
         ))
+        if opened % FLUSH_EVERY == 0:
+            session.flush()  # once stored, the session holds them weakly: a wave's thousands never pile up
     session.flush()
     return {"tasks_closed_returned": max(returned, 0), "tasks_opened": len(candidates)}
 
