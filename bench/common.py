@@ -220,6 +220,25 @@ class BenchPostgres:
         pid = int(pid_file.read_text().split()[0])
         return tree_cpu_seconds(pid)
 
+    def settle(self, timeout: float = 300.0) -> float:
+        """CHECKPOINT and wait until no autovacuum worker runs; returns the seconds it took.
+
+        Every PostgreSQL process's CPU is counted, so a section that follows big writes (a 100k
+        wave) would otherwise pay for vacuuming and flushing the previous section's tables.
+        """
+        import psycopg
+
+        started = time.monotonic()
+        dsn = f"host=127.0.0.1 port={self.server.port} user={self.server.user} dbname=postgres"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+            while time.monotonic() - started < timeout:
+                busy = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'").fetchone()
+                if not busy or not busy[0]:
+                    break
+                time.sleep(0.5)
+        return time.monotonic() - started
+
     def stop(self) -> None:
         """Stop the cluster and delete its files."""
         self.server.stop()
