@@ -47,29 +47,16 @@ class Settings:
         return self.smtp_url is None
 
 
-def _positive_number(env: Mapping[str, str], name: str, default: float) -> float:
+def _positive_number(env: Mapping[str, str], name: str, default: float, *, whole: bool = False) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = float(raw)
+        value = int(raw) if whole else float(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+        raise ConfigError(f"{name} must be a {'whole ' if whole else ''}number, got {raw!r}") from exc
     if value <= 0:
         raise ConfigError(f"{name} must be positive, got {raw!r}")
-    return value
-
-
-def _whole_number(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
-    if value < 1:
-        raise ConfigError(f"{name} must be at least 1, got {raw!r}")
     return value
 
 
@@ -135,7 +122,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "claim_lease_seconds": int(_positive_number(env, "MAILER_CLAIM_LEASE_SECONDS", 120)),
         "send_batch_size": int(_positive_number(env, "MAILER_SEND_BATCH_SIZE", 200)),
         "tick_interval_seconds": _positive_number(env, "MAILER_TICK_INTERVAL", 5.0),
-        "dispatch_max_batches": _whole_number(env, "MAILER_DISPATCH_MAX_BATCHES", 20),
+        "dispatch_max_batches": int(_positive_number(env, "MAILER_DISPATCH_MAX_BATCHES", 20, whole=True)),
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

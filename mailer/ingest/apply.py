@@ -122,17 +122,15 @@ def apply_batch(session: Session, batch: ValidatedBatch, now: datetime, *, own_t
     browser's anonymous events end up with whoever it identified as.
     """
     store, source = batch.store, batch.source
-    result = IngestResult(rejected=list(batch.rejected))
     if own_transaction and batch.events:
         try:
-            together = IngestResult(rejected=list(result.rejected))  # left behind if the batch is replayed
-            return _ingest_together(session, store, batch.events, now, source, together)
+            return _ingest_together(session, store, batch.events, now, source, IngestResult(rejected=list(batch.rejected)))
         except (ValidationError, DBAPIError):
             session.rollback()  # some event is refused: again one by one, to keep its neighbours
+    result = IngestResult(rejected=list(batch.rejected))
     views = [(index, event) for index, event in batch.events if is_plain_view(event)]
-    for index, event in batch.events:
-        if is_plain_view(event):
-            continue
+    effects = [(index, event) for index, event in batch.events if not is_plain_view(event)]
+    for index, event in effects:
         try:
             is_new = _apply_isolated(session, store, event, now, source)
         except ValidationError as exc:

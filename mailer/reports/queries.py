@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session
 
 from mailer.models import Campaign, Coupon, Enrollment, Message, Order, Store, TrackingEvent
@@ -42,6 +42,12 @@ def _range(store: Store, start: date, end: date) -> tuple[datetime, datetime]:
     )
 
 
+def _cohort(store: Store, since: datetime, until: datetime) -> Select[tuple[int]]:
+    # The ids of the emails sent in the range, as a subquery: a wave's 100k ids as a list would
+    # pass the bound-parameter limit (65,535 on PostgreSQL, 32,766 on SQLite as usually built).
+    return select(Message.id).where(Message.store_id == store.id, Message.sent_at >= since, Message.sent_at < until)
+
+
 def _sent_messages(session: Session, store: Store, since: datetime, until: datetime) -> dict[int, _Sent]:
     # Handed to the SMTP server in the range: delivered, or refused for good (a bounce).
     rows = session.execute(
@@ -59,7 +65,7 @@ def _sent_messages(session: Session, store: Store, since: datetime, until: datet
     if found:
         bounced = set(session.scalars(
             select(TrackingEvent.message_id).where(TrackingEvent.store_id == store.id, TrackingEvent.kind == "bounce",
-                                                   TrackingEvent.message_id.in_(select(Message.id).where(Message.store_id == store.id, Message.sent_at >= since, Message.sent_at < until)))
+                                                   TrackingEvent.message_id.in_(_cohort(store, since, until)))
         ))
         found = {mid: sent for mid, sent in found.items() if sent.delivered or mid in bounced}
     return found
@@ -67,10 +73,9 @@ def _sent_messages(session: Session, store: Store, since: datetime, until: datet
 
 def _engagement(session: Session, store: Store, since: datetime, until: datetime) -> dict[int, set[str]]:
     """Per message, which of open / open_machine / click / unsubscribe happened (unique per message)."""
-    cohort = select(Message.id).where(Message.store_id == store.id, Message.sent_at >= since, Message.sent_at < until)
     rows = session.execute(
         select(TrackingEvent.message_id, TrackingEvent.kind, TrackingEvent.machine)
-        .where(TrackingEvent.store_id == store.id, TrackingEvent.message_id.in_(cohort))
+        .where(TrackingEvent.store_id == store.id, TrackingEvent.message_id.in_(_cohort(store, since, until)))
         .group_by(TrackingEvent.message_id, TrackingEvent.kind, TrackingEvent.machine)
     )
     seen: dict[int, set[str]] = defaultdict(set)
@@ -83,13 +88,11 @@ def _conversions(session: Session, store: Store, sent: dict[int, _Sent], since: 
     """(message, contact, revenue, discount) for every order credited to one of the `sent` messages."""
     if not sent:
         return []
-    # The emails sent in the range as a subquery (a wave's 100k ids are past SQLite's bound-parameter
-    # limit); those `sent` leaves out (failed, never bounced) are dropped here.
-    cohort = select(Message.id).where(Message.store_id == store.id, Message.sent_at >= since, Message.sent_at < until)
+    # Matched by the range's subquery; what `sent` leaves out (failed, never bounced) is dropped here.
     rows = session.execute(
         select(Order.attributed_message_id, Order.contact_id, Order.total, Coupon.percent_off)
         .outerjoin(Coupon, and_(Coupon.order_id == Order.id, Coupon.message_id == Order.attributed_message_id))
-        .where(Order.store_id == store.id, Order.attributed_message_id.in_(cohort))
+        .where(Order.store_id == store.id, Order.attributed_message_id.in_(_cohort(store, since, until)))
     )
     return [(mid, cid, total, discount_given(total, percent or 0)) for mid, cid, total, percent in rows if mid in sent]
 
@@ -130,7 +133,7 @@ def _holdout(session: Session, store: Store, since: datetime, until: datetime, w
         HoldoutEntry(group, contact_id, entered_at, horizons[campaign_id])
         for _, campaign_id, contact_id, group, entered_at in enrollments if campaign_id in tested
     ]
-    # Subqueries rather than lists of ids: a wave is 100k enrollments, past SQLite's bound parameters.
+    # Subqueries rather than lists of ids (see _cohort): a wave is 100k enrollments.
     watched = (Enrollment.store_id == store.id, Enrollment.entered_at >= since, Enrollment.entered_at < until,
                Enrollment.campaign_id.in_(tested))
     treated_ids = select(Enrollment.id).where(*watched, Enrollment.group == "treatment")

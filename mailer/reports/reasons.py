@@ -19,13 +19,12 @@ def _quarter(when: datetime) -> str:
 
 def reasons_report(session: Session, store: Store, since: datetime, until: datetime) -> dict[str, object]:
     """The `"reasons"` part of the report for answers given in `[since, until)`."""
-    answers = (
+    in_range = (ContactReason.store_id == store.id, ContactReason.created_at >= since, ContactReason.created_at < until)
+    rows = session.execute(
         select(ContactReason.contact_id, ContactReason.reason, ContactReason.tier, Campaign.key, ContactReason.created_at)
         .join(Campaign, Campaign.id == ContactReason.campaign_id)
-        .where(ContactReason.store_id == store.id, ContactReason.created_at >= since, ContactReason.created_at < until)
-    )
-    answering = answers.subquery()  # the contacts, as a subquery: a list of ids can pass SQLite's parameter limit
-    rows = session.execute(answers).all()
+        .where(*in_range)
+    ).all()
     thresholds = store_thresholds(store)
     by_reason: Counter[str] = Counter()
     by_month: dict[str, Counter[str]] = defaultdict(Counter)
@@ -48,7 +47,8 @@ def reasons_report(session: Session, store: Store, since: datetime, until: datet
     if first_answer:
         last_orders = dict(session.execute(
             select(Order.contact_id, func.max(Order.placed_at))
-            .where(Order.contact_id.in_(select(answering.c.contact_id))).group_by(Order.contact_id)
+            .where(Order.contact_id.in_(select(ContactReason.contact_id).where(*in_range)))  # not a list: past the parameter limit
+            .group_by(Order.contact_id)
         ).all())
         for (contact_id, reason), at in first_answer.items():
             answered[reason] += 1
