@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from mailer.clock import utcnow
 from mailer.db import Database
-from mailer.delivery.transport import Envelope
+from mailer.delivery.transport import Envelope, run_meanwhile
 from mailer.errors import TransientDeliveryError
 from mailer.models.captured_email import CapturedEmail
 
@@ -21,8 +23,13 @@ class CaptureTransport:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    def send(self, envelope: Envelope, data: bytes, *, then: Envelope | None = None) -> None:
-        """Store the exact bytes in a transaction of their own (the caller's rollback keeps them); `then` is unused.
+    def send(
+        self, envelope: Envelope, data: bytes, *, then: Envelope | None = None,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> None:
+        """Store the exact bytes in a transaction of their own (the caller's rollback keeps them).
+
+        `then` is unused; `meanwhile` is called after the commit (there is no wait to overlap).
 
         On SQLite, call it while holding no write transaction on the same database (the sender
         never holds one across delivery): SQLite has one writer, so the capture would wait for it.
@@ -43,6 +50,8 @@ class CaptureTransport:
         except SQLAlchemyError as exc:
             # The outbox plays the SMTP server: when it cannot take the message, try again later.
             raise TransientDeliveryError(f"cannot capture the email: {exc}") from exc
+        if meanwhile is not None:
+            run_meanwhile(meanwhile)
 
     def close(self) -> None:
         """Nothing to release: each send uses a short session of its own."""

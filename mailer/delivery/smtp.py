@@ -8,10 +8,11 @@ import re
 import smtplib
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from mailer.delivery.transport import Envelope
+from mailer.delivery.transport import Envelope, run_meanwhile
 from mailer.errors import ConfigError, DeliveryError, PermanentDeliveryError, TransientDeliveryError
 
 log = logging.getLogger(__name__)
@@ -118,13 +119,17 @@ class SMTPTransport:
     def _where(self) -> str:
         return f"{self.config.host}:{self.config.port}"
 
-    def send(self, envelope: Envelope, data: bytes, *, then: Envelope | None = None) -> None:
+    def send(
+        self, envelope: Envelope, data: bytes, *, then: Envelope | None = None,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> None:
         """Deliver one message to one recipient, or raise Transient/PermanentDeliveryError.
 
         `then` is the envelope the caller sends next, if it knows: with PIPELINING its MAIL, RCPT
         and DATA go out behind this message's content (RFC 2920 §3.1), one round trip per message.
         Nothing of it is delivered before its own `send`; a caller that changes its mind costs a
-        reconnect.
+        reconnect. `meanwhile` runs once the content is written, before its reply is read: the
+        server's turn (a tenth of the time per email against a local MTA) does the caller's work.
         """
         _check_address(envelope.sender, what="sender", hard_bounce=False)
         _check_address(envelope.recipient, what="recipient", hard_bounce=True)
@@ -136,7 +141,7 @@ class SMTPTransport:
             self._discard(connection)
             connection = self._connection()
         try:
-            self._transmit(connection, envelope, data, then)
+            self._transmit(connection, envelope, data, then, meanwhile)
         except _IdleDrop as drop:
             # Servers close idle sessions (timeouts, restarts); nothing of this message was
             # accepted yet, so one retry on a fresh connection cannot send it twice.
@@ -145,7 +150,7 @@ class SMTPTransport:
             )
             self._discard(connection)
             # A fresh connection never raises _IdleDrop, so this cannot loop.
-            self._transmit(self._connection(), envelope, data, then)
+            self._transmit(self._connection(), envelope, data, then, meanwhile)
 
     def close(self) -> None:
         """QUIT this thread's connection and any left by threads that have ended; safe to repeat."""
@@ -239,7 +244,10 @@ class SMTPTransport:
 
     # --- one message ----------------------------------------------------------------------
 
-    def _transmit(self, connection: _Connection, envelope: Envelope, data: bytes, then: Envelope | None) -> None:
+    def _transmit(
+        self, connection: _Connection, envelope: Envelope, data: bytes, then: Envelope | None,
+        meanwhile: Callable[[], None] | None,
+    ) -> None:
         smtp = connection.smtp
         reused = connection.sends > 0
         connection.sends += 1
@@ -277,6 +285,11 @@ class SMTPTransport:
         # kept the message: it is reported as transient and may be sent again (DESIGN §6).
         try:
             smtp.send(payload)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise self._lost(connection, exc) from exc
+        if meanwhile is not None:
+            run_meanwhile(meanwhile)  # only after the write: a _IdleDrop retry never runs it twice
+        try:
             code, reply = smtp.getreply()
         except (smtplib.SMTPException, OSError) as exc:
             raise self._lost(connection, exc) from exc

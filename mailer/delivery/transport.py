@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,14 +24,28 @@ class Envelope:
 class Transport(Protocol):
     """Hands one finished message to something that delivers it."""
 
-    def send(self, envelope: Envelope, data: bytes, *, then: Envelope | None = None) -> None:
+    def send(
+        self, envelope: Envelope, data: bytes, *, then: Envelope | None = None,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> None:
         """Deliver `data` (CRLF MIME bytes), or raise Transient/PermanentDeliveryError.
 
         `then`, when given, is the envelope of the message the caller sends next: a transport may
         prepare it (SMTP pipelines its commands), but delivers nothing of it before its own send.
+        `meanwhile`, when given, is called once during the send, while the server works on the
+        message (SMTP: between writing the content and reading its reply), so the caller's next
+        piece of work overlaps the wait. It must not raise; if it does, the error is logged.
         """
         ...
 
     def close(self) -> None:
         """Release connections; the transport may still be used afterwards."""
         ...
+
+
+def run_meanwhile(meanwhile: Callable[[], None]) -> None:
+    """Call a send's `meanwhile`, logging what it raises: the message's own outcome must not change."""
+    try:
+        meanwhile()
+    except Exception:
+        log.exception("the work overlapped with a send failed; the send itself goes on")

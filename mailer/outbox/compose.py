@@ -59,13 +59,37 @@ class TemplateLibrary:
         return self.compiled[key]
 
 
-@dataclass(frozen=True)
+@dataclass
 class ComposedEmail:
-    """A message ready for the transport."""
+    """A message ready for the transport; its bytes are serialized on first use (see `build`)."""
 
     message_id: int
     envelope: Envelope
-    data: bytes
+    email: OutgoingEmail
+    date: datetime
+    _data: bytes | None = None
+    _error: ValueError | None = None
+
+    def build(self) -> None:
+        """Serialize the MIME bytes now, keeping an error for `data` to raise: never raises itself.
+
+        The send loop calls it as the previous message's `meanwhile`, so serializing one email
+        overlaps the SMTP server's work on the one before.
+        """
+        if self._data is None and self._error is None:
+            try:
+                self._data = build_mime(self.email, self.date)
+            except ValueError as exc:  # an address or header build_mime refuses
+                self._error = exc
+
+    @property
+    def data(self) -> bytes:
+        """The CRLF MIME bytes; raises the ValueError build_mime raised for this email."""
+        self.build()
+        if self._error is not None:
+            raise self._error
+        assert self._data is not None
+        return self._data
 
 
 def message_id_header(message: Message, store: Store) -> str:
@@ -86,7 +110,7 @@ def unsubscribe_url(settings: Settings, message_id: int) -> str:
     return f"{settings.base_url}/u/{make_token(settings.secret_key, 'unsubscribe', message_id)}"
 
 
-def build_email(
+def outgoing_email(
     *,
     store: Store,
     to_email: str,
@@ -96,10 +120,9 @@ def build_email(
     text: str,
     message_id: str,
     unsubscribe: str,
-    now: datetime,
     outbox_id: int | None = None,
-) -> tuple[Envelope, bytes]:
-    """The envelope and bytes of a marketing email, with both List-Unsubscribe headers (RFC 8058)."""
+) -> tuple[Envelope, OutgoingEmail]:
+    """The envelope and content of a marketing email, with both List-Unsubscribe headers (RFC 8058)."""
     headers = [
         ("List-Unsubscribe", f"<{unsubscribe}>"),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
@@ -120,7 +143,7 @@ def build_email(
     envelope = Envelope(
         sender=store.from_address, recipient=to_email, store_id=store.id, message_id=outbox_id, subject=subject
     )
-    return envelope, build_mime(email, now)
+    return envelope, email
 
 
 @dataclass
@@ -207,7 +230,8 @@ def compose_message(
     library: TemplateLibrary,
     now: datetime,
 ) -> ComposedEmail:
-    """Render and build the email for `message`; its links and fields go to `facts` for `store_composed`.
+    """Render the email for `message` (its bytes are built when sent); its links and fields go to
+    `facts` for `store_composed`.
 
     Safe to call again for the same row (a reclaimed send): the coupon is reused and the links are
     rewritten, so the email is the same apart from its Date.
@@ -239,9 +263,9 @@ def compose_message(
         {"id": message.id, "subject": rendered.subject, "to_email": contact.email,
          "message_id_header": header, "template_version": compiled.version}
     )
-    envelope, data = build_email(
+    envelope, email = outgoing_email(
         store=store, to_email=contact.email, to_name=contact.full_name, subject=rendered.subject,
         html=tracked.html, text=rendered.text, message_id=header,
-        unsubscribe=unsubscribe, now=now, outbox_id=message.id,
+        unsubscribe=unsubscribe, outbox_id=message.id,
     )
-    return ComposedEmail(message_id=message.id, envelope=envelope, data=data)
+    return ComposedEmail(message_id=message.id, envelope=envelope, email=email, date=now)

@@ -10,7 +10,7 @@ from datetime import datetime
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.delivery import Transport
-from mailer.errors import DeliveryError
+from mailer.errors import DeliveryError, PermanentDeliveryError
 from mailer.outbox.compose import TemplateLibrary
 from mailer.outbox.finish import Outcome, record_outcomes
 from mailer.outbox.prepare import prepare_claim
@@ -77,11 +77,21 @@ def process_claim(
             if clock is not None and clock() >= claim.lease_until:
                 log.warning("lease of claim %s ran out; leaving the rest to be reclaimed", claim.token)
                 break
+            try:
+                data = email.data
+            except ValueError as exc:  # build_mime refused it: this message can never go as it is
+                pending.append(Outcome(email.message_id, PermanentDeliveryError(f"cannot build the email: {exc}")))
+                continue
             # The next envelope may go out behind this content (SMTP pipelining); it is delivered
             # only by its own send, so what a crash can leave sent but unrecorded stays one checkpoint.
-            following = ready[index + 1].envelope if index + 1 < len(ready) else None
+            # Its bytes are built while the server works on this one: one thread, no waiting.
+            following = ready[index + 1] if index + 1 < len(ready) else None
             try:
-                transport.send(email.envelope, email.data, then=following)
+                transport.send(
+                    email.envelope, data,
+                    then=following.envelope if following else None,
+                    meanwhile=following.build if following else None,
+                )
                 pending.append(Outcome(email.message_id))
             except DeliveryError as exc:
                 pending.append(Outcome(email.message_id, exc))

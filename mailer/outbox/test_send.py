@@ -11,11 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer.config import Settings
-from mailer.delivery import Envelope, Transport
+from mailer.delivery import Envelope, Transport, build_mime
 from mailer.errors import NotFound
 from mailer.ingest.identity import normalize_email
 from mailer.models import Campaign, CampaignStep, Store
-from mailer.outbox.compose import build_email
+from mailer.outbox.compose import outgoing_email
 from mailer.rendering import compile_template, load_template, render_email, sample_context
 from mailer.rendering.context import store_context
 from mailer.templates_store import template_overrides
@@ -76,10 +76,11 @@ def compose_test_email(
     context["reasons"] = [{**reason, "url": unsubscribe} for reason in context["reasons"]]
     rendered = render_email(compiled, subject or subject_for_template(session, store.id, template_name), context)
     message_id = f"<test.{secrets.token_hex(8)}@{store.domain}>"
-    envelope, data = build_email(
+    envelope, outgoing = outgoing_email(
         store=store, to_email=to_email, to_name="", subject=rendered.subject, html=rendered.html,
-        text=rendered.text, message_id=message_id, unsubscribe=unsubscribe, now=now,
+        text=rendered.text, message_id=message_id, unsubscribe=unsubscribe,
     )
+    data = build_mime(outgoing, now)
     summary = {"to": to_email, "template": template_name, "subject": rendered.subject, "message_id": message_id}
     return SampleEmail(envelope=envelope, data=data, summary=summary)
 

@@ -146,3 +146,11 @@ def test_close_is_harmless(memory_db: Database) -> None:
     transport.close()
     transport.send(Envelope("s@a.example", "r@b.example"), b"x")
     assert count_captured(memory_db) == 1
+
+
+def test_meanwhile_runs_after_the_email_is_stored(memory_db: Database) -> None:
+    store_id = add_store(memory_db, "a")
+    seen: list[int] = []
+    envelope = Envelope("shop@a.example", "ann@customer.example", store_id=store_id)
+    CaptureTransport(memory_db).send(envelope, RAW, meanwhile=lambda: seen.append(count_captured(memory_db)))
+    assert seen == [1]

@@ -507,3 +507,40 @@ def test_an_envelope_sent_ahead_but_not_followed_delivers_nothing(smtp_sink: SMT
     expected_connections = 2 if smtp_sink.pipelining else 1
     assert smtp_sink.connection_count == expected_connections
     assert smtp_sink.quit_count == (0 if smtp_sink.pipelining else 1)
+
+
+# --- work overlapped with the server's turn (`meanwhile`) -----------------------------------
+
+
+def test_meanwhile_runs_once_per_written_content_and_cannot_change_the_outcome(
+    smtp_sink: SMTPSink, make_transport, caplog: pytest.LogCaptureFixture
+) -> None:
+    transport = make_transport()
+    calls: list[str] = []
+    a, b = "a@customer.example", "b@customer.example"
+    transport.send(envelope(a), mime(a), then=envelope(b), meanwhile=lambda: calls.append("a"))
+
+    def breaks() -> None:
+        calls.append("b")
+        raise OSError("the caller's own work broke")  # not to be taken for a lost connection
+
+    with caplog.at_level(logging.ERROR, logger="mailer.delivery.transport"):
+        transport.send(envelope(b), mime(b), meanwhile=breaks)
+    assert calls == ["a", "b"]
+    assert "the work overlapped with a send failed" in caplog.text
+    assert [m.rcpt_tos for m in smtp_sink.wait_for(2)] == [[a], [b]]
+    assert smtp_sink.connection_count == 1  # the session went on as if nothing happened
+
+
+def test_meanwhile_does_not_run_when_no_content_was_written(smtp_sink: SMTPSink, make_transport) -> None:
+    transport = make_transport()
+    smtp_sink.fail_rcpt["gone@customer.example"] = (550, "5.1.1 no such user")
+    calls: list[int] = []
+    with pytest.raises(PermanentDeliveryError):
+        transport.send(envelope("gone@customer.example"), mime("gone@customer.example"), meanwhile=lambda: calls.append(1))
+    assert calls == []
+    smtp_sink.fail_next(1, code=451, text="4.3.0 try again later")  # refused after the content
+    with pytest.raises(TransientDeliveryError):
+        transport.send(envelope("a@customer.example"), mime("a@customer.example"), meanwhile=lambda: calls.append(2))
+    assert calls == [2]
+

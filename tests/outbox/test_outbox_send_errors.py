@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.delivery import Envelope, SMTPTransport
 from mailer.engine import TickReport, send_due_inline
+from mailer.models import Message
 from tests.support.factories import make_store
 from tests.support.scenarios import NOW, customers, plan_winback, statuses
 from tests.support.smtp_server import SMTPSink
@@ -23,11 +26,14 @@ class BreaksAt:
         self.at = at
         self.sends = 0
 
-    def send(self, envelope: Envelope, data: bytes, *, then: Envelope | None = None) -> None:
+    def send(
+        self, envelope: Envelope, data: bytes, *, then: Envelope | None = None,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> None:
         self.sends += 1
         if self.sends == self.at:
             raise RuntimeError("the transport broke")
-        self.inner.send(envelope, data, then=then)
+        self.inner.send(envelope, data, then=then, meanwhile=meanwhile)
 
     def close(self) -> None:
         self.inner.close()
@@ -57,3 +63,22 @@ def test_a_broken_send_records_the_accepted_ones_and_the_rest_goes_once_after_th
     assert len(ids) == 60 and len(set(ids)) == 60
     with database.transaction() as session:
         assert statuses(session) == {"sent": 60}
+
+
+def test_an_email_that_cannot_be_built_fails_alone_and_the_rest_go(
+    database: Database, settings: Settings, smtp_sink: SMTPSink
+) -> None:
+    with database.transaction() as session:
+        store = make_store(session)
+        people = customers(session, store, 5)
+        # An address no mail system takes (ingest never lets one in): build_mime refuses it.
+        people[2].email = "not an@address.example"
+        plan_winback(session, store, people)
+    report = TickReport(now=NOW.isoformat())
+    send_due_inline(database, SMTPTransport(smtp_sink.url, timeout=10), settings, NOW, report)
+    assert (report.sent, report.failed) == (4, 1)
+    assert len(smtp_sink.wait_for(4)) == 4
+    with database.transaction() as session:
+        assert statuses(session) == {"sent": 4, "failed": 1}
+        error = session.scalar(select(Message.last_error).where(Message.status == "failed"))
+        assert error is not None and "cannot build the email" in error and "invalid email address" in error
