@@ -7,12 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    bindparam,
     delete,
     func,
     insert,
     select,
-    update,
 )
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
@@ -67,6 +65,9 @@ class ComposedEmail:
     envelope: Envelope
     email: OutgoingEmail
     date: datetime
+    # What the row records of its email once it is sent: subject, to_email, message_id_header,
+    # template_version (one of the checkpoint's statements writes them, see finish.record_outcomes).
+    record: dict[str, object] = field(default_factory=dict)
     _data: bytes | None = None
     _error: ValueError | None = None
 
@@ -153,8 +154,6 @@ class BatchFacts:
     coupons: dict[int, Coupon] = field(default_factory=dict)  # by message id
     last_orders: dict[int, Row[Any]] = field(default_factory=dict)  # by contact id: placed_at, total, …
     links: list[dict[str, object]] = field(default_factory=list)  # rows to store once composed
-    # What each composed row records of its email (subject, to_email, …), stored with the links.
-    composed: list[dict[str, object]] = field(default_factory=list)
 
 
 def load_batch_facts(session: Session, messages: list[tuple[Message, Store, EffectiveStep]], now: datetime) -> BatchFacts:
@@ -182,39 +181,25 @@ def load_batch_facts(session: Session, messages: list[tuple[Message, Store, Effe
     )
 
 
-_UPDATE_COMPOSED = (
-    update(Message.__table__)
-    .where(Message.__table__.c.id == bindparam("v_id"))
-    .values({key: bindparam(f"v_{key}") for key in ("subject", "to_email", "message_id_header", "template_version")})
-)
+def store_links(session: Session, facts: BatchFacts) -> None:
+    """Store the batch's tracked links (a reclaimed send rewrites its own) in two statements.
 
-
-def store_composed(session: Session, facts: BatchFacts) -> None:
-    """Record what the batch's emails are: each row's subject, recipient, Message-ID and template
-    version, and its links (a reclaimed send rewrites its own), in three statements."""
-    rows, links = facts.composed, facts.links
-    postgresql = is_postgresql(session)
-    if rows and postgresql:
-        # PostgreSQL: one UPDATE … FROM unnest(arrays) for the batch, where an executemany sends
-        # an UPDATE per row (likewise the links' INSERT below, a few thousand rows).
-        source = unnested(Message.__table__, rows)  # type: ignore[arg-type]
-        session.execute(
-            update(Message)
-            .where(Message.id == source.c.id)
-            .values({name: source.c[name] for name in rows[0] if name != "id"})
-            .execution_options(synchronize_session=False)
-        )
-    elif rows:
-        session.execute(_UPDATE_COMPOSED, [{f"v_{key}": value for key, value in row.items()} for row in rows])
-    if rows:
-        session.execute(delete(Link).where(among(session, Link.message_id, [row["id"] for row in rows])))
-    if links and postgresql:
+    They are committed before any email goes, so every click redirect finds its URL.
+    """
+    links = facts.links
+    if not links:
+        return
+    message_ids = sorted({int(link["message_id"]) for link in links})  # type: ignore[call-overload]
+    session.execute(delete(Link).where(among(session, Link.message_id, message_ids)))
+    if is_postgresql(session):
+        # One INSERT … SELECT FROM unnest(arrays) for a few thousand rows, where an executemany
+        # would send an INSERT per row.
         source = unnested(Link.__table__, links)  # type: ignore[arg-type]
         names = list(links[0])
         session.execute(insert(Link).from_select(names, select(*(source.c[name] for name in names))))
-    elif links:
+    else:
         session.execute(insert(Link), links)
-    facts.composed, facts.links = [], []
+    facts.links = []
 
 
 def compose_message(
@@ -230,8 +215,8 @@ def compose_message(
     library: TemplateLibrary,
     now: datetime,
 ) -> ComposedEmail:
-    """Render the email for `message` (its bytes are built when sent); its links and fields go to
-    `facts` for `store_composed`.
+    """Render the email for `message` (its bytes are built when sent); its links go to `facts`
+    for `store_links`.
 
     Safe to call again for the same row (a reclaimed send): the coupon is reused and the links are
     rewritten, so the email is the same apart from its Date.
@@ -259,13 +244,11 @@ def compose_message(
         for position, url, kind in tracked.links
     )
     header = message_id_header(message, store)
-    facts.composed.append(
-        {"id": message.id, "subject": rendered.subject, "to_email": contact.email,
-         "message_id_header": header, "template_version": compiled.version}
-    )
+    record = {"subject": rendered.subject, "to_email": contact.email, "message_id_header": header,
+              "template_version": compiled.version}
     envelope, email = outgoing_email(
         store=store, to_email=contact.email, to_name=contact.full_name, subject=rendered.subject,
         html=tracked.html, text=rendered.text, message_id=header,
         unsubscribe=unsubscribe, outbox_id=message.id,
     )
-    return ComposedEmail(message_id=message.id, envelope=envelope, email=email, date=now)
+    return ComposedEmail(message_id=message.id, envelope=envelope, email=email, date=now, record=record)

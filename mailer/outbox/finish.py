@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from mailer.db import among
+from mailer.db import is_postgresql, unnested
 from mailer.errors import DeliveryError, PermanentDeliveryError
 from mailer.models import Contact, Message, TrackingEvent
 from mailer.scheduling.claim import Claim
@@ -18,10 +19,31 @@ from mailer.tracking.suppressions import suppress
 
 @dataclass(frozen=True)
 class Outcome:
-    """The transport's answer for one message: `error` is None when the server accepted it."""
+    """The transport's answer for one message: `error` is None when the server accepted it.
+
+    `record` is what the row keeps of the email it was sent (`ComposedEmail.record`: subject,
+    to_email, message_id_header, template_version), written with the status it moves to.
+    """
 
     message_id: int
     error: DeliveryError | None = None
+    record: Mapping[str, object] = field(default_factory=dict)
+
+
+# Set on every row the checkpoint marks sent; the email's own fields come from its Outcome.
+_RECORDED = ("subject", "to_email", "message_id_header", "template_version")
+_SENT_ONE = (
+    update(Message.__table__)
+    .where(
+        Message.__table__.c.id == bindparam("m_id"),
+        Message.__table__.c.claim_token == bindparam("m_token"),
+        Message.__table__.c.status == "sending",
+    )
+    .values(
+        status="sent", sent_at=bindparam("m_now"), attempts=Message.__table__.c.attempts + 1, claim_token=None,
+        lease_until=None, **{name: bindparam(f"m_{name}") for name in _RECORDED},
+    )
+)
 
 
 def _guarded(claim: Claim, message_id: int):  # type: ignore[no-untyped-def]
@@ -34,18 +56,9 @@ def _guarded(claim: Claim, message_id: int):  # type: ignore[no-untyped-def]
 def record_outcomes(session: Session, claim: Claim, outcomes: list[Outcome], now: datetime) -> dict[str, int]:
     """Move each row to sent / planned (retry) / failed; suppress hard bounces. Flushes."""
     counts = {"sent": 0, "retry": 0, "failed": 0}
-    accepted = [outcome.message_id for outcome in outcomes if outcome.error is None]
+    accepted = [outcome for outcome in outcomes if outcome.error is None]
     if accepted:
-        # One statement for the whole checkpoint; RETURNING counts only rows this claim still held.
-        # Core, not an ORM UPDATE: nothing in the session is to be synchronised, and it runs every 25 sends.
-        rows = Message.__table__.c
-        result = session.execute(
-            update(Message.__table__)
-            .where(among(session, rows.id, accepted), rows.claim_token == claim.token, rows.status == "sending")
-            .values(status="sent", sent_at=now, attempts=rows.attempts + 1, claim_token=None, lease_until=None)
-            .returning(rows.id)
-        )
-        counts["sent"] = len(result.all())
+        counts["sent"] = _mark_sent(session, claim, accepted, now)
     for outcome in outcomes:
         if outcome.error is None:
             continue
@@ -67,7 +80,8 @@ def record_outcomes(session: Session, claim: Claim, outcomes: list[Outcome], now
         session.execute(
             # sent_at records the attempt: a refused message still counts as sent (and bounced) in reports
             _guarded(claim, message.id).values(
-                status="failed", sent_at=now, attempts=attempts, last_error=error_text, claim_token=None, lease_until=None
+                status="failed", sent_at=now, attempts=attempts, last_error=error_text, claim_token=None, lease_until=None,
+                **{name: value for name, value in outcome.record.items() if name in _RECORDED},
             )
         )
         counts["failed"] += 1
@@ -75,6 +89,32 @@ def record_outcomes(session: Session, claim: Claim, outcomes: list[Outcome], now
             _record_hard_bounce(session, message, now, error_text)
     session.flush()
     return counts
+
+
+def _mark_sent(session: Session, claim: Claim, accepted: list[Outcome], now: datetime) -> int:
+    """Mark the accepted rows sent, each with its email's fields, in one statement; returns how
+    many this claim still held (a row whose lease another dispatcher took is left alone).
+
+    Core, not an ORM UPDATE: nothing in the session is to be synchronised, and it runs every 25 sends.
+    """
+    table = Message.__table__
+    rows = [{"id": o.message_id, **{name: o.record.get(name) for name in _RECORDED}} for o in accepted]
+    if is_postgresql(session):
+        # UPDATE … FROM unnest(arrays): one statement whose text stays the same whatever the count.
+        source = unnested(table, rows)  # type: ignore[arg-type]
+        result = session.execute(
+            update(table)
+            .where(table.c.id == source.c.id, table.c.claim_token == claim.token, table.c.status == "sending")
+            .values(
+                status="sent", sent_at=now, attempts=table.c.attempts + 1, claim_token=None, lease_until=None,
+                **{name: source.c[name] for name in _RECORDED},
+            )
+            .returning(table.c.id)
+        )
+        return len(result.all())
+    # SQLite: an executemany of the one-row UPDATE (sqlite3 loops in C); rowcount adds them up.
+    params = [{"m_token": claim.token, "m_now": now, **{f"m_{key}": value for key, value in row.items()}} for row in rows]
+    return int(session.execute(_SENT_ONE, params).rowcount)  # type: ignore[attr-defined]
 
 
 def _record_hard_bounce(session: Session, message: Message, now: datetime, error_text: str) -> None:

@@ -19,7 +19,7 @@ from mailer.outbox.compose import (
     TemplateLibrary,
     compose_message,
     load_batch_facts,
-    store_composed,
+    store_links,
 )
 from mailer.outbox.rules import Defer, SendFacts, Skip, decide
 from mailer.outbox.steps import EffectiveStep, effective_step
@@ -228,6 +228,6 @@ def prepare_claim(session: Session, claim: Claim, *, settings: Settings, now: da
             message.status, message.last_error = "failed", str(exc)[:2000]
             _release(message)
             prepared.failed += 1
-    store_composed(session, facts)
+    store_links(session, facts)
     session.flush()
     return prepared

@@ -80,7 +80,8 @@ def process_claim(
             try:
                 data = email.data
             except ValueError as exc:  # build_mime refused it: this message can never go as it is
-                pending.append(Outcome(email.message_id, PermanentDeliveryError(f"cannot build the email: {exc}")))
+                error = PermanentDeliveryError(f"cannot build the email: {exc}")
+                pending.append(Outcome(email.message_id, error, email.record))
                 continue
             # The next envelope may go out behind this content (SMTP pipelining); it is delivered
             # only by its own send, so what a crash can leave sent but unrecorded stays one checkpoint.
@@ -92,9 +93,9 @@ def process_claim(
                     then=following.envelope if following else None,
                     meanwhile=following.build if following else None,
                 )
-                pending.append(Outcome(email.message_id))
+                pending.append(Outcome(email.message_id, record=email.record))
             except DeliveryError as exc:
-                pending.append(Outcome(email.message_id, exc))
+                pending.append(Outcome(email.message_id, exc, email.record))
             if len(pending) >= CHECKPOINT_EVERY:
                 checkpoint()
     finally:
