@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from mailer.delivery.mime import WireMime
 from mailer.delivery.transport import Envelope, run_meanwhile
 from mailer.errors import ConfigError, DeliveryError, PermanentDeliveryError, TransientDeliveryError
 
@@ -133,7 +134,8 @@ class SMTPTransport:
         """
         _check_address(envelope.sender, what="sender", hard_bounce=False)
         _check_address(envelope.recipient, what="recipient", hard_bounce=True)
-        data = _with_crlf(data)
+        if type(data) is not WireMime:  # build_mime's own bytes are known to need neither fix
+            data = _dot_stuffed(_with_crlf(data))
         connection = self._connection()
         if connection.ahead is not None and connection.ahead[0] != envelope:
             # The envelope sent ahead is not this one (the caller stopped early): the server may be
@@ -277,7 +279,7 @@ class SMTPTransport:
                 # A server that said 354 despite refusing the envelope now waits for content:
                 # dropping the session (not even a final dot) is the only way to send nothing.
                 raise self._refused(connection, stage, code, reply, reusable=replies[-1][0] != 354)
-        payload = _dot_stuffed(data) + b".\r\n"
+        payload = data + b".\r\n"
         following = self._commands(smtp, then) if then is not None and connection.pipelining else None
         if following is not None:
             payload += b"".join(following)

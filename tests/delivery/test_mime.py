@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailer.delivery.mime import OutgoingEmail, build_mime
+from mailer.delivery.mime import OutgoingEmail, WireMime, build_mime
 
 DATE = datetime(2026, 1, 31, 10, 15, 30, tzinfo=UTC)
 
@@ -301,3 +301,28 @@ def test_random_unicode_round_trips(
         headers=(("X-Campaign", header),),
     )
     assert_round_trip(outgoing)
+
+
+def needs_no_smtp_fixing(data: bytes) -> bool:
+    """CRLF line ends only and no line starting with "." (what WireMime promises the transport)."""
+    bare = re.search(rb"\r(?!\n)|(?<!\r)\n", data)
+    return bare is None and not data.startswith(b".") and b"\n." not in data
+
+
+def test_build_mime_marks_bytes_smtp_can_send_as_they_are() -> None:
+    plain = build_mime(make_email(text="Hello\n.\n", html="<p>x</p>\n"), DATE)  # a lone dot: QP "=2E"
+    assert type(plain) is WireMime and needs_no_smtp_fixing(plain)
+    # Quoted-printable keeps a dot that starts a longer line: that email is left to dot-stuffing.
+    dotted = build_mime(make_email(text="é\n.leading dot\n"), DATE)
+    assert type(dotted) is bytes and b"\r\n.leading dot" in dotted
+    assert_round_trip(make_email(text="é\n.leading dot\n"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=texts, html=texts, name=names)
+def test_wire_mime_is_never_wrong(text: str, html: str, name: str) -> None:
+    data = build_mime(make_email(text=text, html=html, recipient_name=name), DATE)
+    if type(data) is WireMime:
+        assert needs_no_smtp_fixing(data)
+    else:
+        assert data.startswith(b".") or b"\n." in data

@@ -544,3 +544,14 @@ def test_meanwhile_does_not_run_when_no_content_was_written(smtp_sink: SMTPSink,
         transport.send(envelope("a@customer.example"), mime("a@customer.example"), meanwhile=lambda: calls.append(2))
     assert calls == [2]
 
+
+
+def test_build_mime_bytes_with_a_leading_dot_are_still_dot_stuffed(smtp_sink: SMTPSink, make_transport) -> None:
+    outgoing = OutgoingEmail(
+        sender=SENDER, sender_name="Shop", recipient="a@customer.example", recipient_name="",
+        subject="Dots", html="<p>é</p>\n", text="é\n.leading dot\n..two\n", message_id="<d1.s1@mailer.test>",
+    )
+    data = build_mime(outgoing, datetime(2026, 1, 31, tzinfo=UTC))
+    assert b"\r\n.leading dot" in data  # quoted-printable keeps it: not marked wire-ready
+    make_transport().send(envelope("a@customer.example"), data)
+    assert smtp_sink.wait_for(1)[0].data == data
