@@ -19,11 +19,11 @@ from mailer.campaigns.reasons import REASONS
 from mailer.config import Settings
 from mailer.db import among, is_postgresql, unnested
 from mailer.delivery import Envelope, OutgoingEmail, build_mime
-from mailer.models import Campaign, Cart, Contact, Coupon, Link, Message, Order, Store
+from mailer.models import Campaign, Cart, Contact, Link, Message, Order, Store
 from mailer.outbox.steps import EffectiveStep
 from mailer.rendering import CompiledTemplate, compile_template, load_template, render_email
 from mailer.rendering.context import build_context
-from mailer.rendering.coupons import CouponRequest, issue_coupons
+from mailer.rendering.coupons import CouponRequest, IssuedCoupon, issue_coupons
 from mailer.rendering.links import track_links
 from mailer.templates_store import template_overrides
 from mailer.tracking.tokens import make_token
@@ -151,7 +151,7 @@ def outgoing_email(
 class BatchFacts:
     """What composing a batch needs from the database, loaded in a few queries for all of it."""
 
-    coupons: dict[int, Coupon] = field(default_factory=dict)  # by message id
+    coupons: dict[int, IssuedCoupon] = field(default_factory=dict)  # by message id
     last_orders: dict[int, Row[Any]] = field(default_factory=dict)  # by contact id: placed_at, total, …
     links: list[dict[str, object]] = field(default_factory=list)  # rows to store once composed
 
@@ -198,7 +198,7 @@ def store_links(session: Session, facts: BatchFacts) -> None:
         names = list(links[0])
         session.execute(insert(Link).from_select(names, select(*(source.c[name] for name in names))))
     else:
-        session.execute(insert(Link), links)
+        session.execute(insert(Link.__table__), links)  # Core executemany: no ORM bookkeeping per row
     facts.links = []
 
 

@@ -98,6 +98,7 @@ def make_coupon(session: Session, store: Store, contact: Contact, now: datetime,
     )
     session.add(message)
     session.flush()
-    coupon = issue_coupons(session, [CouponRequest(message, 10, valid_days, store.coupon_prefix)], now)[message.id]
-    session.flush()
+    issue_coupons(session, [CouponRequest(message, 10, valid_days, store.coupon_prefix)], now)
+    coupon = session.scalar(select(Coupon).where(Coupon.message_id == message.id))
+    assert coupon is not None
     return coupon

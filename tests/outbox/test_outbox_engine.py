@@ -231,8 +231,8 @@ def test_coupons_are_issued_once_per_message_and_reused_on_a_retry(session: Sess
     stored = {c.message_id: c for c in session.scalars(select(Coupon))}
     assert len(stored) == 3
     for n, request in enumerate(requests):
-        coupon = stored[request.message.id]
-        assert coupon is first[request.message.id] and coupon.id is not None  # the session's own objects
+        coupon, issued = stored[request.message.id], first[request.message.id]
+        assert (issued.code, issued.percent_off, issued.expires_at) == (coupon.code, coupon.percent_off, coupon.expires_at)
         assert coupon.code.startswith("SAVE-") and coupon.percent_off == 10 + 5 * n
         assert (coupon.contact_id, coupon.store_id) == (request.message.contact_id, store.id)
         assert coupon.expires_at.replace(tzinfo=None) == (NOW + timedelta(days=7)).replace(tzinfo=None)
