@@ -7,10 +7,14 @@ import functools
 import hashlib
 import hmac
 import struct
+from typing import Any
 
 # One byte names what the token is for, so an open token can never pass as a click token.
 PURPOSES = {"open": 1, "click": 2, "unsubscribe": 3, "reason": 4}
 _SIGNATURE_BYTES = 12  # 96 bits of HMAC-SHA256: unforgeable, and short links
+_BLOCK = 64  # SHA-256's block size, over which HMAC pads its key
+_INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))
+_OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
 
 
 def _b64(data: bytes) -> str:
@@ -22,15 +26,25 @@ def _unb64(text: str) -> bytes:
 
 
 @functools.lru_cache(maxsize=8)
-def _keyed(secret: str) -> hmac.HMAC:
-    # Keying HMAC hashes the key twice; an email carries a dozen tokens, so key once and copy.
-    return hmac.new(secret.encode(), digestmod=hashlib.sha256)
+def _keyed(secret: str) -> tuple[Any, Any]:
+    """The HMAC-SHA256 inner and outer hashes after the key block (RFC 2104), computed once per key.
+
+    An email carries a dozen tokens: copying these two hashlib objects costs half of what
+    `hmac.HMAC.copy` does (its Python bookkeeping), and the result is the same HMAC.
+    """
+    key = secret.encode()
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(_BLOCK, b"\0")
+    return hashlib.sha256(key.translate(_INNER_PAD)), hashlib.sha256(key.translate(_OUTER_PAD))
 
 
 def _mac(secret: str, payload: bytes) -> bytes:
-    mac = _keyed(secret).copy()
-    mac.update(payload)
-    return mac.digest()[:_SIGNATURE_BYTES]
+    inner_keyed, outer_keyed = _keyed(secret)
+    inner, outer = inner_keyed.copy(), outer_keyed.copy()
+    inner.update(payload)
+    outer.update(inner.digest())
+    return outer.digest()[:_SIGNATURE_BYTES]
 
 
 def make_token(secret: str, purpose: str, object_id: int, extra: int = 0) -> str:

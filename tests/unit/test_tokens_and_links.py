@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import struct
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mailer.rendering.coupons import CODE_ALPHABET, new_coupon_code
 from mailer.rendering.links import track_links
-from mailer.tracking.tokens import make_token, read_token
+from mailer.tracking.tokens import _unb64, make_token, read_token
 
 SECRET = "s" * 32
 
@@ -55,3 +59,10 @@ def test_track_links_rewrites_http_links_only_and_adds_pixel_and_honeypot() -> N
     assert tracked.html.endswith("</body></html>")
     click_tokens = re.findall(r"/t/c/([A-Za-z0-9_-]+)", tracked.html)
     assert [read_token(SECRET, "click", t) for t in click_tokens] == [(9, 1), (9, 2)]
+
+
+@pytest.mark.parametrize("secret", ["", "s", "k" * 64, "long key é€ " * 20])
+def test_token_signature_is_hmac_sha256_of_the_payload(secret: str) -> None:
+    raw = _unb64(make_token(secret, "click", 987654321, 7))
+    payload = struct.pack(">BQI", 2, 987654321, 7)
+    assert raw == payload + hmac.new(secret.encode(), payload, hashlib.sha256).digest()[:12]
