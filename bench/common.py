@@ -199,6 +199,7 @@ class BenchPostgres:
     def __init__(self) -> None:
         self.server = TempPostgres()
         self._count = 0
+        self._databases: list[str] = []
 
     def start(self) -> BenchPostgres:
         """Start the cluster on a free port."""
@@ -210,7 +211,9 @@ class BenchPostgres:
         from mailer.migrate import upgrade
 
         self._count += 1
-        url = self.server.create_database(f"{prefix}_{self._count}")
+        name = f"{prefix}_{self._count}"
+        url = self.server.create_database(name)
+        self._databases.append(name)
         upgrade(url)
         return url
 
@@ -221,16 +224,22 @@ class BenchPostgres:
         return tree_cpu_seconds(pid)
 
     def settle(self, timeout: float = 300.0) -> float:
-        """CHECKPOINT and wait until no autovacuum worker runs; returns the seconds it took.
+        """Drop the databases made so far, CHECKPOINT and wait until no autovacuum worker runs;
+        returns the seconds it took.
 
         Every PostgreSQL process's CPU is counted, so a section that follows big writes (a 100k
-        wave) would otherwise pay for vacuuming and flushing the previous section's tables.
+        wave) would otherwise pay for vacuuming and flushing the previous section's tables. Waiting
+        for the workers once does not keep them away (autovacuum comes back to each database in
+        turn); a dropped database leaves them nothing to do.
         """
         import psycopg
 
         started = time.monotonic()
         dsn = f"host=127.0.0.1 port={self.server.port} user={self.server.user} dbname=postgres"
         with psycopg.connect(dsn, autocommit=True) as conn:
+            for name in self._databases:  # nothing reads a finished section's data again
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            self._databases.clear()
             conn.execute("CHECKPOINT")
             while time.monotonic() - started < timeout:
                 busy = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'").fetchone()

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
             for name in BENCHMARKS:
                 if name in chosen:
-                    settled = postgres.settle()  # the previous section's autovacuum is not this one's cost
+                    settled = postgres.settle()  # the previous section's data and autovacuum are not this one's cost
                     if settled >= 1:
                         print(f"  (waited {settled:.0f} s for PostgreSQL's autovacuum of the previous section)", flush=True)
                     begun = time.monotonic()
