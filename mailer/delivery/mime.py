@@ -78,8 +78,8 @@ def build_mime(email: OutgoingEmail, date: datetime) -> bytes:
     """Serialize `email` as multipart/alternative (text, then HTML) with CRLF line ends.
 
     Each body goes as it is (7bit) when it is plain ASCII with short lines, else quoted-printable
-    (see `_body`). The result is a `WireMime` unless some line starts with ".". CR and LF in the subject and extra header values become spaces, so no input
-    can start a header of its own; display names also have their runs of whitespace collapsed to
+    (see `_body`); the result is a `WireMime` unless some line starts with ".". CR and LF in the
+    subject and extra header values become spaces, so no input can start a header of its own; display names also have their runs of whitespace collapsed to
     one space and trimmed, as mail clients show them. Bad addresses, Message-IDs or header names
     raise ValueError.
     """

@@ -6,7 +6,7 @@ import re
 import threading
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from mailer.db import Database
@@ -99,6 +99,27 @@ def test_a_stale_claim_changes_nothing_after_another_took_over(database: Databas
     # the first wakes up: its token no longer holds the rows, so it sends nothing
     report = process_claim(database, transport, stale, settings=settings, now=NOW + timedelta(seconds=62))
     assert report.sent == 0 and len(smtp_sink.messages) == 2
+
+
+def test_a_checkpoint_records_only_the_rows_its_claim_still_holds_with_what_was_sent(session: Session) -> None:
+    from mailer.outbox.finish import Outcome, record_outcomes
+
+    store = make_store(session)
+    plan_winback(session, store, customers(session, store, 3))
+    claim = claim_due(session, NOW, limit=10, lease_seconds=60)
+    first, taken, third = claim.message_ids
+    session.execute(update(Message).where(Message.id == taken).values(claim_token="another-dispatcher"))
+    record = {"subject": "We miss you", "to_email": "a@customer.example", "message_id_header": "<m.s@x>",
+              "template_version": "v1"}
+    outcomes = [Outcome(message_id, record={**record, "to_email": f"{message_id}@customer.example"})
+                for message_id in claim.message_ids]
+    assert record_outcomes(session, claim, outcomes, NOW) == {"sent": 2, "retry": 0, "failed": 0}
+    rows = {m.id: m for m in session.scalars(select(Message).execution_options(populate_existing=True))}
+    for message_id in (first, third):
+        row = rows[message_id]
+        assert (row.status, row.claim_token, row.attempts) == ("sent", None, 1)
+        assert (row.subject, row.to_email, row.message_id_header) == ("We miss you", f"{message_id}@customer.example", "<m.s@x>")
+    assert (rows[taken].status, rows[taken].to_email) == ("sending", None)  # the other dispatcher's now
 
 
 def test_two_concurrent_claimers_deliver_each_of_1000_messages_exactly_once(committed_database: Database, settings, smtp_sink) -> None:
