@@ -79,9 +79,9 @@ def build_mime(email: OutgoingEmail, date: datetime) -> bytes:
 
     Each body goes as it is (7bit) when it is plain ASCII with short lines, else quoted-printable
     (see `_body`); the result is a `WireMime` unless some line starts with ".". CR and LF in the
-    subject and extra header values become spaces, so no input can start a header of its own; display names also have their runs of whitespace collapsed to
-    one space and trimmed, as mail clients show them. Bad addresses, Message-IDs or header names
-    raise ValueError.
+    subject and extra header values become spaces, so no input can start a header of its own;
+    display names also have their runs of whitespace collapsed to one space and trimmed, as mail
+    clients show them. Bad addresses, Message-IDs or header names raise ValueError.
     """
     if date.tzinfo is None:
         raise ValueError("build_mime needs an aware datetime for the Date header")
