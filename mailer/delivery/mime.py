@@ -114,8 +114,8 @@ def build_mime(email: OutgoingEmail, date: datetime) -> bytes:
     html_encoding, html = _body(email.html, delimiter)
     # A 7bit body never has a line starting with "." (see _body), a delimiter line starts with
     # "-"; only a quoted-printable body or an extra header's name may.
-    dotted = b"\n." in head or (text_encoding != b"7bit" and _has_leading_dot(text)) or (
-        html_encoding != b"7bit" and _has_leading_dot(html)
+    dotted = b"\n." in head or (text_encoding != b"7bit" and starts_a_line_with_dot(text)) or (
+        html_encoding != b"7bit" and starts_a_line_with_dot(html)
     )
     data = b"".join(
         (
@@ -137,8 +137,9 @@ def build_mime(email: OutgoingEmail, date: datetime) -> bytes:
     return data if dotted else WireMime(data)
 
 
-def _has_leading_dot(body: bytes) -> bool:
-    return body.startswith(b".") or b"\n." in body
+def starts_a_line_with_dot(data: bytes) -> bool:
+    """True when some line of `data` starts with ".", which SMTP's DATA must dot-stuff."""
+    return data.startswith(b".") or b"\n." in data
 
 
 def _body(body: str, delimiter: bytes) -> tuple[bytes, bytes]:

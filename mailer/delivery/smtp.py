@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from mailer.delivery.mime import WireMime
+from mailer.delivery.mime import WireMime, starts_a_line_with_dot
 from mailer.delivery.transport import Envelope, run_meanwhile
 from mailer.errors import ConfigError, DeliveryError, PermanentDeliveryError, TransientDeliveryError
 
@@ -412,7 +412,7 @@ def _with_crlf(data: bytes) -> bytes:
 def _dot_stuffed(data: bytes) -> bytes:
     """DATA content (CRLF already) as it goes on the wire: lines starting with "." get another
     (RFC 5321 §4.5.2), and it ends with CRLF, ready for the final ".\r\n"."""
-    if data.startswith(b".") or b"\n." in data:
+    if starts_a_line_with_dot(data):
         data = _LEADING_DOT.sub(b"..", data)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"

@@ -189,8 +189,7 @@ def store_links(session: Session, facts: BatchFacts) -> None:
     links = facts.links
     if not links:
         return
-    message_ids = sorted({int(link["message_id"]) for link in links})  # type: ignore[call-overload]
-    session.execute(delete(Link).where(among(session, Link.message_id, message_ids)))
+    session.execute(delete(Link).where(among(session, Link.message_id, {link["message_id"] for link in links})))
     if is_postgresql(session):
         # One INSERT … SELECT FROM unnest(arrays) for a few thousand rows, where an executemany
         # would send an INSERT per row.

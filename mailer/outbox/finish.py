@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
@@ -30,19 +31,22 @@ class Outcome:
     record: Mapping[str, object] = field(default_factory=dict)
 
 
-# Set on every row the checkpoint marks sent; the email's own fields come from its Outcome.
+# The email's own fields, which the row records with its outcome (see Outcome.record).
 _RECORDED = ("subject", "to_email", "message_id_header", "template_version")
+_MESSAGES = Message.__table__
+
+
+def _sent_values(sent_at: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """What marking a row sent writes, with its email's fields (bound parameters or columns)."""
+    return {"status": "sent", "sent_at": sent_at, "attempts": _MESSAGES.c.attempts + 1, "claim_token": None,
+            "lease_until": None, **fields}
+
+
 _SENT_ONE = (
-    update(Message.__table__)
-    .where(
-        Message.__table__.c.id == bindparam("m_id"),
-        Message.__table__.c.claim_token == bindparam("m_token"),
-        Message.__table__.c.status == "sending",
-    )
-    .values(
-        status="sent", sent_at=bindparam("m_now"), attempts=Message.__table__.c.attempts + 1, claim_token=None,
-        lease_until=None, **{name: bindparam(f"m_{name}") for name in _RECORDED},
-    )
+    update(_MESSAGES)
+    .where(_MESSAGES.c.id == bindparam("m_id"), _MESSAGES.c.claim_token == bindparam("m_token"),
+           _MESSAGES.c.status == "sending")
+    .values(_sent_values(bindparam("m_now"), {name: bindparam(f"m_{name}") for name in _RECORDED}))
 )
 
 
@@ -97,19 +101,15 @@ def _mark_sent(session: Session, claim: Claim, accepted: list[Outcome], now: dat
 
     Core, not an ORM UPDATE: nothing in the session is to be synchronised, and it runs every 25 sends.
     """
-    table = Message.__table__
     rows = [{"id": o.message_id, **{name: o.record.get(name) for name in _RECORDED}} for o in accepted]
     if is_postgresql(session):
         # UPDATE … FROM unnest(arrays): one statement whose text stays the same whatever the count.
-        source = unnested(table, rows)  # type: ignore[arg-type]
+        source = unnested(_MESSAGES, rows)  # type: ignore[arg-type]
         result = session.execute(
-            update(table)
-            .where(table.c.id == source.c.id, table.c.claim_token == claim.token, table.c.status == "sending")
-            .values(
-                status="sent", sent_at=now, attempts=table.c.attempts + 1, claim_token=None, lease_until=None,
-                **{name: source.c[name] for name in _RECORDED},
-            )
-            .returning(table.c.id)
+            update(_MESSAGES)
+            .where(_MESSAGES.c.id == source.c.id, _MESSAGES.c.claim_token == claim.token, _MESSAGES.c.status == "sending")
+            .values(_sent_values(now, {name: source.c[name] for name in _RECORDED}))
+            .returning(_MESSAGES.c.id)
         )
         return len(result.all())
     # SQLite: an executemany of the one-row UPDATE (sqlite3 loops in C); rowcount adds them up.

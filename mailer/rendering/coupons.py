@@ -49,7 +49,7 @@ class CouponRequest:
     prefix: str
 
 
-_ISSUED = (Coupon.message_id, Coupon.code, Coupon.percent_off, Coupon.expires_at)
+_ISSUED = tuple(Coupon.__table__.c[name] for name in ("message_id", "code", "percent_off", "expires_at"))
 
 
 def issue_coupons(session: Session, requests: list[CouponRequest], now: datetime) -> dict[int, IssuedCoupon]:
@@ -105,12 +105,11 @@ def _insert_returning(session: Session, rows: list[dict[str, Any]]) -> tuple[Any
     the same whatever the batch size (the multi-row VALUES form is re-parsed by the driver each time).
     """
     table = Coupon.__table__
-    returning = [table.c[column.key] for column in _ISSUED]
     if not is_postgresql(session):
-        return insert(table).returning(*returning), rows
+        return insert(table).returning(*_ISSUED), rows
     source = unnested(table, rows)  # type: ignore[arg-type]
     names = list(rows[0])
-    return (insert(table).from_select(names, select(*(source.c[name] for name in names))).returning(*returning),)
+    return (insert(table).from_select(names, select(*(source.c[name] for name in names))).returning(*_ISSUED),)
 
 
 def coupon_status(coupon: Coupon | None, now: datetime) -> str:
