@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,8 +18,11 @@ from sqlalchemy import (
     Insert,
     MetaData,
     Table,
+    Text,
     any_,
     bindparam,
+    cast,
+    column,
     create_engine,
     event,
     func,
@@ -204,18 +208,32 @@ def among(session: Session, column: ColumnElement[Any], values: Collection[Any])
     return column.in_(list(values))
 
 
-def unnested(table: Table, rows: Sequence[Mapping[str, Any]]) -> TableValuedAlias:
-    """PostgreSQL only: `rows` as a derived table, `unnest` of one array per column of `table`.
+def recordset(table: Table, names: Sequence[str], parameter: str = "rows") -> TableValuedAlias:
+    """PostgreSQL only: the rows of a JSON array, bound as `parameter` (see `recordset_rows`), as a
+    derived table of `table`'s columns `names` with their types.
 
     For INSERT … SELECT and UPDATE … FROM of a whole batch in one statement whose text stays the
-    same whatever the batch size (an executemany sends one statement per row).
+    same whatever the batch size (an executemany sends one statement per row). JSON, not one array
+    per column: psycopg adapts a list element by element in Python (7 ms for 1,600 links against
+    2.6 ms as one `json.dumps`), and the statement built once keeps its cache key.
     """
-    names = list(rows[0])
+    document = cast(bindparam(parameter, type_=Text()), JSON())
     return (
-        func.unnest(*(bindparam(name, [row[name] for row in rows], type_=ARRAY(table.c[name].type)) for name in names))
-        .table_valued(*names)
-        .render_derived()
+        func.json_to_recordset(document)
+        .table_valued(*(column(name, table.c[name].type) for name in names))
+        .render_derived(with_types=True)
     )
+
+
+def recordset_rows(rows: Sequence[Mapping[str, Any]]) -> str:
+    """`rows` as the JSON text `recordset` reads (datetimes as ISO 8601 with their offset)."""
+    return json.dumps(rows, default=_json_value, separators=(",", ":"))
+
+
+def _json_value(value: object) -> str:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.isoformat()
+    raise TypeError(f"cannot store {value!r} in a recordset (only aware datetimes besides JSON types)")
 
 
 def is_postgresql(session_or_engine: Session | Engine | Connection) -> bool:

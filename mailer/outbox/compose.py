@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from mailer.campaigns.reasons import REASONS
 from mailer.config import Settings
-from mailer.db import among, is_postgresql, unnested
+from mailer.db import among, is_postgresql, recordset, recordset_rows
 from mailer.delivery import Envelope, OutgoingEmail, build_mime
 from mailer.models import Campaign, Cart, Contact, Link, Message, Order, Store
 from mailer.outbox.steps import EffectiveStep
@@ -181,6 +181,12 @@ def load_batch_facts(session: Session, messages: list[tuple[Message, Store, Effe
     )
 
 
+_LINKS = Link.__table__
+_LINK_COLUMNS = ("store_id", "message_id", "position", "url", "kind")  # as compose_message lists them
+_LINK_ROWS = recordset(_LINKS, _LINK_COLUMNS)
+_INSERT_LINKS = insert(_LINKS).from_select(_LINK_COLUMNS, select(*(_LINK_ROWS.c[name] for name in _LINK_COLUMNS)))
+
+
 def store_links(session: Session, facts: BatchFacts) -> None:
     """Store the batch's tracked links (a reclaimed send rewrites its own) in two statements.
 
@@ -191,11 +197,8 @@ def store_links(session: Session, facts: BatchFacts) -> None:
         return
     session.execute(delete(Link).where(among(session, Link.message_id, {link["message_id"] for link in links})))
     if is_postgresql(session):
-        # One INSERT … SELECT FROM unnest(arrays) for a few thousand rows, where an executemany
-        # would send an INSERT per row.
-        source = unnested(Link.__table__, links)  # type: ignore[arg-type]
-        names = list(links[0])
-        session.execute(insert(Link).from_select(names, select(*(source.c[name] for name in names))))
+        # One INSERT … SELECT for a few thousand rows, where an executemany would send one per row.
+        session.execute(_INSERT_LINKS, {"rows": recordset_rows(links)})
     else:
         session.execute(insert(Link.__table__), links)  # Core executemany: no ORM bookkeeping per row
     facts.links = []

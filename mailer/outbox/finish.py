@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from mailer.db import is_postgresql, unnested
+from mailer.db import is_postgresql, recordset, recordset_rows
 from mailer.errors import DeliveryError, PermanentDeliveryError
 from mailer.models import Contact, Message, TrackingEvent
 from mailer.scheduling.claim import Claim
@@ -95,6 +95,16 @@ def record_outcomes(session: Session, claim: Claim, outcomes: list[Outcome], now
     return counts
 
 
+# PostgreSQL: UPDATE … FROM the JSON rows of a checkpoint, one statement built once.
+_SENT_ROWS = recordset(_MESSAGES, ("id", *_RECORDED))
+_SENT_MANY = (
+    update(_MESSAGES)
+    .where(_MESSAGES.c.id == _SENT_ROWS.c.id, _MESSAGES.c.claim_token == bindparam("m_token"),
+           _MESSAGES.c.status == "sending")
+    .values(_sent_values(bindparam("m_now"), {name: _SENT_ROWS.c[name] for name in _RECORDED}))
+)
+
+
 def _mark_sent(session: Session, claim: Claim, accepted: list[Outcome], now: datetime) -> int:
     """Mark the accepted rows sent, each with its email's fields, in one statement; returns how
     many this claim still held (a row whose lease another dispatcher took is left alone).
@@ -103,15 +113,8 @@ def _mark_sent(session: Session, claim: Claim, accepted: list[Outcome], now: dat
     """
     rows = [{"id": o.message_id, **{name: o.record.get(name) for name in _RECORDED}} for o in accepted]
     if is_postgresql(session):
-        # UPDATE … FROM unnest(arrays): one statement whose text stays the same whatever the count.
-        source = unnested(_MESSAGES, rows)  # type: ignore[arg-type]
-        result = session.execute(
-            update(_MESSAGES)
-            .where(_MESSAGES.c.id == source.c.id, _MESSAGES.c.claim_token == claim.token, _MESSAGES.c.status == "sending")
-            .values(_sent_values(now, {name: source.c[name] for name in _RECORDED}))
-            .returning(_MESSAGES.c.id)
-        )
-        return len(result.all())
+        result = session.execute(_SENT_MANY, {"rows": recordset_rows(rows), "m_token": claim.token, "m_now": now})
+        return int(result.rowcount)  # type: ignore[attr-defined]
     # SQLite: an executemany of the one-row UPDATE (sqlite3 loops in C); rowcount adds them up.
     params = [{"m_token": claim.token, "m_now": now, **{f"m_{key}": value for key, value in row.items()}} for row in rows]
     return int(session.execute(_SENT_ONE, params).rowcount)  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from mailer.db import among, is_postgresql, unnested
+from mailer.db import among, is_postgresql, recordset, recordset_rows
 from mailer.models import Coupon, Message
 
 # 32 symbols without 0/O, 1/I: 8 of them carry exactly 40 random bits and read aloud safely.
@@ -98,18 +98,19 @@ def issue_coupons(session: Session, requests: list[CouponRequest], now: datetime
     return coupons
 
 
-def _insert_returning(session: Session, rows: list[dict[str, Any]]) -> tuple[Any, ...]:
-    """The INSERT … RETURNING (the `_ISSUED` columns) of the batch and its parameters, for `session.execute`.
+_COUPONS = Coupon.__table__
+_COLUMNS = ("store_id", "code", "message_id", "contact_id", "percent_off", "expires_at", "created_at")
+# PostgreSQL: INSERT … SELECT from the batch's JSON rows, a statement built once whose text stays
+# the same whatever the batch size (the multi-row VALUES form is re-parsed by the driver each time).
+_ROWS = recordset(_COUPONS, _COLUMNS)
+_INSERT_ROWS = insert(_COUPONS).from_select(_COLUMNS, select(*(_ROWS.c[name] for name in _COLUMNS))).returning(*_ISSUED)
 
-    PostgreSQL: INSERT … SELECT from unnest of one array per column, a statement whose text stays
-    the same whatever the batch size (the multi-row VALUES form is re-parsed by the driver each time).
-    """
-    table = Coupon.__table__
+
+def _insert_returning(session: Session, rows: list[dict[str, Any]]) -> tuple[Any, ...]:
+    """The INSERT … RETURNING (the `_ISSUED` columns) of the batch and its parameters, for `session.execute`."""
     if not is_postgresql(session):
-        return insert(table).returning(*_ISSUED), rows
-    source = unnested(table, rows)  # type: ignore[arg-type]
-    names = list(rows[0])
-    return (insert(table).from_select(names, select(*(source.c[name] for name in names))).returning(*_ISSUED),)
+        return insert(_COUPONS).returning(*_ISSUED), rows
+    return _INSERT_ROWS, {"rows": recordset_rows(rows)}
 
 
 def coupon_status(coupon: Coupon | None, now: datetime) -> str:
