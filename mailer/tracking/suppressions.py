@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailer.db import insert_ignoring_conflicts
+from mailer.db import among, insert_ignoring_conflicts
 from mailer.models import Suppression
 from mailer.models.suppression import email_hash
 
@@ -28,7 +28,7 @@ def suppressed_emails(session: Session, store_id: int, emails: Iterable[str]) ->
         return set()
     rows = session.scalars(
         select(Suppression.email_hash).where(
-            Suppression.store_id == store_id, Suppression.email_hash.in_(list(by_hash))
+            Suppression.store_id == store_id, among(session, Suppression.email_hash, by_hash)
         )
     )
     return {by_hash[h] for h in rows}
