@@ -226,13 +226,14 @@ def recordset(table: Table, names: Sequence[str], parameter: str = "rows") -> Ta
 
 
 def recordset_rows(rows: Sequence[Mapping[str, Any]]) -> str:
-    """`rows` as the JSON text `recordset` reads (datetimes as ISO 8601 with their offset)."""
+    """`rows` as the JSON text `recordset` reads (datetimes as ISO 8601 in UTC)."""
     return json.dumps(rows, default=_json_value, separators=(",", ":"))
 
 
 def _json_value(value: object) -> str:
     if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.isoformat()
+        # In UTC, as UTCDateTime binds it: a timestamp column without time zone ignores the offset.
+        return value.astimezone(UTC).isoformat()
     raise TypeError(f"cannot store {value!r} in a recordset (only aware datetimes besides JSON types)")
 
 

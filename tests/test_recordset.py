@@ -20,7 +20,7 @@ from sqlalchemy import (
     select,
 )
 
-from mailer.db import make_engine, recordset, recordset_rows
+from mailer.db import UTCDateTime, make_engine, recordset, recordset_rows
 from tests.support.postgres import TempPostgres
 
 METADATA = MetaData()
@@ -29,9 +29,10 @@ SAMPLES = Table(
     Column("id", BigInteger, primary_key=True),
     Column("label", String(64)),
     Column("body", Text, nullable=True),
-    Column("at", DateTime(timezone=True)),
+    Column("at", UTCDateTime()),  # naive UTC in the database, as every time column of the app
+    Column("at_tz", DateTime(timezone=True)),
 )
-NAMES = ("id", "label", "body", "at")
+NAMES = ("id", "label", "body", "at", "at_tz")
 ROWS = recordset(SAMPLES, NAMES)
 INSERT = insert(SAMPLES).from_select(NAMES, select(*(ROWS.c[name] for name in NAMES)))
 
@@ -48,10 +49,12 @@ def engine(postgres_server: TempPostgres) -> Iterator[Engine]:
 def test_awkward_values_and_datetimes_arrive_as_they_were(engine: Engine) -> None:
     """Quotes, backslashes, braces, commas, newlines, non-ASCII, None and offsets all survive."""
     moment = datetime(2026, 11, 26, 5, 30, 15, 123456, tzinfo=UTC)
+    new_york = moment.astimezone(timezone(timedelta(hours=-5)))
     rows = [
-        {"id": 1, "label": 'say "hi"', "body": "back\\slash {a,b} 'q'\nline two\ttab", "at": moment},
-        {"id": 2, "label": "Zoë – 10 % off 🎁", "body": None, "at": moment.astimezone(timezone(timedelta(hours=-5)))},
-        {"id": 3, "label": "NULL", "body": "", "at": moment + timedelta(days=400)},
+        {"id": 1, "label": 'say "hi"', "body": "back\\slash {a,b} 'q'\nline two\ttab", "at": moment, "at_tz": moment},
+        # Another offset: the instant must survive in both kinds of column (a naive one ignores offsets).
+        {"id": 2, "label": "Zoë – 10 % off 🎁", "body": None, "at": new_york, "at_tz": new_york},
+        {"id": 3, "label": "NULL", "body": "", "at": moment + timedelta(days=400), "at_tz": moment},
     ]
     with engine.begin() as conn:
         conn.execute(SAMPLES.delete())
@@ -67,7 +70,8 @@ def test_one_statement_serves_any_number_of_rows(engine: Engine) -> None:
         conn.execute(SAMPLES.delete())
         for size in (1, 250):
             start = conn.execute(select(SAMPLES.c.id).order_by(SAMPLES.c.id.desc()).limit(1)).scalar() or 0
-            rows = [{"id": start + n + 1, "label": f"row {n}", "body": None, "at": moment} for n in range(size)]
+            rows = [{"id": start + n + 1, "label": f"row {n}", "body": None, "at": moment, "at_tz": moment}
+                    for n in range(size)]
             conn.execute(INSERT, {"rows": recordset_rows(rows)})
         assert conn.execute(select(SAMPLES.c.id)).scalars().all() == list(range(1, 252))
 

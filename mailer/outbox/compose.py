@@ -182,7 +182,7 @@ def load_batch_facts(session: Session, messages: list[tuple[Message, Store, Effe
 
 
 _LINKS = Link.__table__
-_LINK_COLUMNS = ("store_id", "message_id", "position", "url", "kind")  # as compose_message lists them
+_LINK_COLUMNS = ("store_id", "message_id", "position", "url", "kind")  # the keys of compose_message's link rows
 _LINK_ROWS = recordset(_LINKS, _LINK_COLUMNS)
 _INSERT_LINKS = insert(_LINKS).from_select(_LINK_COLUMNS, select(*(_LINK_ROWS.c[name] for name in _LINK_COLUMNS)))
 
