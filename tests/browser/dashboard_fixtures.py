@@ -322,6 +322,10 @@ def dashboard_fixture(committed_database: Database, settings: Settings, smtp_sin
     seeded = seed_dashboard(committed_database, configured)
     app = create_app(configured, committed_database)
     server = make_server("127.0.0.1", 0, buffered(app), threaded=True)
+    # server_close() then waits for requests still running (a fetch the page started as it was
+    # left), so none is left holding a database connection when the test's database is disposed:
+    # one that outlived the pool was closed only by the garbage collector, a ResourceWarning.
+    server.daemon_threads = False
     thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
     thread.start()
     yield Dashboard(f"http://127.0.0.1:{server.server_port}", seeded, committed_database, smtp_sink)
