@@ -42,11 +42,20 @@ def _sent_values(sent_at: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
             "lease_until": None, **fields}
 
 
+# Only rows still `sending` under the checkpoint's claim (`m_token`) are marked: a row whose lease
+# another dispatcher took is left alone. SQLite: an executemany of one row each (sqlite3 loops in C).
+_HELD = (_MESSAGES.c.claim_token == bindparam("m_token"), _MESSAGES.c.status == "sending")
 _SENT_ONE = (
     update(_MESSAGES)
-    .where(_MESSAGES.c.id == bindparam("m_id"), _MESSAGES.c.claim_token == bindparam("m_token"),
-           _MESSAGES.c.status == "sending")
+    .where(_MESSAGES.c.id == bindparam("m_id"), *_HELD)
     .values(_sent_values(bindparam("m_now"), {name: bindparam(f"m_{name}") for name in _RECORDED}))
+)
+# PostgreSQL: one UPDATE … FROM the checkpoint's JSON rows.
+_SENT_ROWS = recordset(_MESSAGES, ("id", *_RECORDED))
+_SENT_MANY = (
+    update(_MESSAGES)
+    .where(_MESSAGES.c.id == _SENT_ROWS.c.id, *_HELD)
+    .values(_sent_values(bindparam("m_now"), {name: _SENT_ROWS.c[name] for name in _RECORDED}))
 )
 
 
@@ -95,16 +104,6 @@ def record_outcomes(session: Session, claim: Claim, outcomes: list[Outcome], now
     return counts
 
 
-# PostgreSQL: UPDATE … FROM the JSON rows of a checkpoint, one statement built once.
-_SENT_ROWS = recordset(_MESSAGES, ("id", *_RECORDED))
-_SENT_MANY = (
-    update(_MESSAGES)
-    .where(_MESSAGES.c.id == _SENT_ROWS.c.id, _MESSAGES.c.claim_token == bindparam("m_token"),
-           _MESSAGES.c.status == "sending")
-    .values(_sent_values(bindparam("m_now"), {name: _SENT_ROWS.c[name] for name in _RECORDED}))
-)
-
-
 def _mark_sent(session: Session, claim: Claim, accepted: list[Outcome], now: datetime) -> int:
     """Mark the accepted rows sent, each with its email's fields, in one statement; returns how
     many this claim still held (a row whose lease another dispatcher took is left alone).
@@ -115,7 +114,7 @@ def _mark_sent(session: Session, claim: Claim, accepted: list[Outcome], now: dat
     if is_postgresql(session):
         result = session.execute(_SENT_MANY, {"rows": recordset_rows(rows), "m_token": claim.token, "m_now": now})
         return int(result.rowcount)  # type: ignore[attr-defined]
-    # SQLite: an executemany of the one-row UPDATE (sqlite3 loops in C); rowcount adds them up.
+    # SQLite's executemany rowcount adds up the rows of each execution.
     params = [{"m_token": claim.token, "m_now": now, **{f"m_{key}": value for key, value in row.items()}} for row in rows]
     return int(session.execute(_SENT_ONE, params).rowcount)  # type: ignore[attr-defined]
 
