@@ -1,4 +1,9 @@
-"""Recording an open or a click of a sent message, flagged human or machine by the pure rules."""
+"""Recording an open or a click of a sent message, flagged human or machine by the pure rules.
+
+These functions take a Core `Connection`, not a Session: the pixel and the click redirect run
+them by the thousand in front of Flask (web/tracking_lane.py), where an ORM session's
+bookkeeping cost more than the two statements; a Session's caller passes `session.connection()`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from datetime import datetime
 from typing import NamedTuple, Protocol
 
 from sqlalchemy import bindparam, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 
 from mailer.models import Link, Message, TrackingEvent
 from mailer.tracking.machine import Verdict, classify_click, classify_open
@@ -65,17 +70,17 @@ _CLICK_TARGET = (
 _INSERT_TOUCH = insert(TrackingEvent.__table__)
 
 
-def sent_message(session: Session, message_id: int) -> SentMessage | None:
+def sent_message(connection: Connection, message_id: int) -> SentMessage | None:
     """The message if it exists and was sent (opens of anything else are not recorded)."""
-    row = session.connection().execute(_SENT_MESSAGE, {"message_id": message_id}).first()
+    row = connection.execute(_SENT_MESSAGE, {"message_id": message_id}).first()
     if row is None or row.status != "sent":
         return None
     return SentMessage(row.id, row.store_id, row.contact_id, row.sent_at)
 
 
-def click_target(session: Session, message_id: int, position: int) -> ClickTarget | None:
+def click_target(connection: Connection, message_id: int, position: int) -> ClickTarget | None:
     """The message's link at `position` (None when the message has no such link), in one query."""
-    row = session.connection().execute(_CLICK_TARGET, {"message_id": message_id, "position": position}).first()
+    row = connection.execute(_CLICK_TARGET, {"message_id": message_id, "position": position}).first()
     if row is None:
         return None
     message = SentMessage(row.id, row.store_id, row.contact_id, row.sent_at) if row.status == "sent" else None
@@ -83,7 +88,7 @@ def click_target(session: Session, message_id: int, position: int) -> ClickTarge
 
 
 def record_touch(
-    session: Session,
+    connection: Connection,
     message: TouchedMessage,
     kind: str,
     *,
@@ -100,7 +105,7 @@ def record_touch(
     else:
         verdict = classify_click(user_agent, since_sent, honeypot=link is not None and link.kind == "honeypot", method=method)
     # One Core INSERT: the endpoints answer pixels and redirects by the thousand, never read it back.
-    session.connection().execute(_INSERT_TOUCH, {
+    connection.execute(_INSERT_TOUCH, {
         "store_id": message.store_id, "message_id": message.id, "contact_id": message.contact_id, "kind": kind,
         "link_id": link.id if link else None, "machine": verdict.machine, "machine_reason": verdict.reason,
         "user_agent": user_agent[:500], "ip": (ip or "")[:64], "occurred_at": now,

@@ -1,71 +1,19 @@
-"""Public tracking endpoints: the open pixel, the click redirect, unsubscribe and the reason links."""
+"""Public tracking endpoints: unsubscribe and the reason links; the open pixel and click redirect (tracking_lane)."""
 
 from __future__ import annotations
 
-import base64
-import logging
-
-from flask import Blueprint, Flask, Response, abort, redirect, render_template, request
+from flask import Blueprint, Flask, abort, render_template, request
 
 from mailer.campaigns.reasons import REASON_KEYS, REASONS, record_reason
 from mailer.clock import utcnow
-from mailer.db import commit_each_statement
 from mailer.models import Contact, Message, Store
 from mailer.tracking.machine import classify_click
 from mailer.tracking.tokens import read_token
-from mailer.tracking.touches import (
-    ClickTarget,
-    SentMessage,
-    click_target,
-    record_touch,
-    sent_message,
-)
 from mailer.tracking.unsubscribe import unsubscribe
 from mailer.web.database import db_session, settings
+from mailer.web.tracking_lane import TrackingLane
 
-log = logging.getLogger(__name__)
 bp = Blueprint("track", __name__)
-
-PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
-NO_STORE = {"Cache-Control": "no-store, no-cache, must-revalidate, max-age=0", "Pragma": "no-cache"}
-
-
-def _record(message: SentMessage, kind: str, link: ClickTarget | None = None) -> None:
-    record_touch(
-        db_session(), message, kind, now=utcnow(), user_agent=request.user_agent.string or "",
-        ip=request.remote_addr, link=link, method=request.method,
-    )
-
-
-@bp.get("/t/o/<token>")
-def open_pixel(token: str) -> Response:
-    """Record an open and always answer with the image: a broken pixel helps nobody."""
-    try:
-        found = read_token(settings().secret_key, "open", token)
-        session = db_session()
-        commit_each_statement(session)  # a read, then one INSERT
-        message = sent_message(session, found[0]) if found else None
-        if message is not None:
-            _record(message, "open")
-    except Exception:  # the image must go out whatever happened while recording
-        log.exception("recording open failed")
-    return Response(PIXEL, mimetype="image/gif", headers=NO_STORE)
-
-
-@bp.get("/t/c/<token>")
-def click(token: str) -> Response:
-    """Record a click and redirect, only ever to a URL stored for that message."""
-    found = read_token(settings().secret_key, "click", token)
-    if found is None:
-        abort(404)
-    session = db_session()
-    commit_each_statement(session)  # a read, then one INSERT
-    link = click_target(session, *found)
-    if link is None:
-        abort(404)
-    if link.message is not None:
-        _record(link.message, "click", link)
-    return redirect(link.url, code=302)
 
 
 def _unsubscribe_target(token: str) -> tuple[Message, Contact, Store]:
@@ -136,5 +84,6 @@ def reason_note(token: str) -> str:
 
 
 def register_tracking(app: Flask) -> None:
-    """Mount the public tracking endpoints (no login, no CSRF)."""
+    """Mount the public tracking endpoints (no login, no CSRF); the pixel and clicks go in front of Flask."""
     app.register_blueprint(bp)
+    app.wsgi_app = TrackingLane(app.wsgi_app, app.extensions["mailer_db"], app.extensions["mailer_settings"].secret_key)  # type: ignore[method-assign]
