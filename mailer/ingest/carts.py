@@ -1,41 +1,65 @@
 """Applying `cart_updated`: the cart's stored state, the pure decision of what an update changes, Core writes.
 
 This is the snippet's busiest write after product views, so it runs as a few prebuilt Core
-statements (read the state, insert or update the cart, replace its items) instead of loading
-the cart and its items through the ORM. A Cart already loaded in the session is expired after
-a write, so ORM readers in the same session never see it stale.
+statements (read the state with its items, insert or update the cart, replace its items) instead
+of loading the cart and its items through the ORM. The snippet reports the whole cart on every
+change, often as it already was: what is stored is left alone, since rewriting a row even with
+the same values leaves a dead row version for vacuum. A Cart already loaded in the session is
+expired after a write, so ORM readers in the same session never see it stale.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from mailer.db import expire_loaded
-from mailer.ingest.schema import CartUpdated
+from mailer.ingest.schema import CartUpdated, Item
 from mailer.models import Cart, CartItem
+
+# A cart line in the columns an update would write, position first: (position, sku, name, price,
+# quantity, url, image_url).
+ItemLine = tuple[int, str, str, Decimal, int, str | None, str | None]
+_ITEM_COLUMNS = ("position", "sku", "name", "price", "quantity", "url", "image_url")
+
+
+def item_lines(items: Sequence[Item]) -> tuple[ItemLine, ...]:
+    """The lines a cart holds once `items` are stored, as stored lines are compared."""
+    return tuple(
+        (position, item.sku, item.name, item.price, item.quantity, item.url, item.image_url)
+        for position, item in enumerate(items)
+    )
 
 
 @dataclass(frozen=True)
 class CartState:
-    """What deciding an update needs of a stored cart."""
+    """What deciding an update needs of a stored cart: the columns an update sets, and its lines in order."""
 
     id: int
     contact_id: int | None
     anonymous_id: str | None
     status: str
     currency: str
+    value: Decimal
+    restore_url: str | None
     last_activity_at: datetime
-    has_items: bool
+    items: tuple[ItemLine, ...]
+
+    @property
+    def has_items(self) -> bool:
+        """True when the cart holds at least one line."""
+        return bool(self.items)
 
 
 @dataclass(frozen=True)
 class CartChange:
-    """The columns an update sets on a stored cart, and whether its items are replaced."""
+    """The columns an update changes on a stored cart (only those that differ), and whether its items are replaced."""
 
     values: dict[str, Any]
     replace_items: bool
@@ -45,7 +69,11 @@ def cart_update_change(
     cart: CartState, data: CartUpdated, occurred_at: datetime, *, contact_id: int | None, anonymous_id: str | None,
     store_currency: str,
 ) -> CartChange:
-    """What a `cart_updated` event changes on a stored cart; an older event (arriving late) never rewinds it."""
+    """What a `cart_updated` event changes on a stored cart; an older event (arriving late) never rewinds it.
+
+    Columns that already hold their new value are left out, and items equal to the stored lines
+    are not replaced: the snippet repeats the whole cart on every change.
+    """
     values: dict[str, Any] = {}
     # A cart started anonymously belongs to whoever the later events name.
     if cart.contact_id is None and contact_id is not None:
@@ -65,7 +93,8 @@ def cart_update_change(
             values["status"] = "open" if data.items else "emptied"
     if newer:
         values["last_activity_at"] = occurred_at
-    return CartChange(values, replace)
+    changed = {name: value for name, value in values.items() if value != getattr(cart, name)}
+    return CartChange(changed, replace and cart.items != item_lines(data.items))
 
 
 def new_cart_values(
@@ -82,19 +111,29 @@ def new_cart_values(
 
 # Built once with bound parameters: building a statement costs more Python than running it.
 _carts, _items = Cart.__table__, CartItem.__table__
-_STATE = select(
-    _carts.c.id, _carts.c.contact_id, _carts.c.anonymous_id, _carts.c.status, _carts.c.currency,
-    _carts.c.last_activity_at, exists().where(_items.c.cart_id == _carts.c.id).label("has_items"),
-).where(_carts.c.store_id == bindparam("store_id"), _carts.c.external_id == bindparam("external_id"))
+# The cart and its lines in one round trip: one row per line (one with NULL lines for an empty cart).
+_STATE = (
+    select(
+        _carts.c.id, _carts.c.contact_id, _carts.c.anonymous_id, _carts.c.status, _carts.c.currency,
+        _carts.c.value, _carts.c.restore_url, _carts.c.last_activity_at, *(_items.c[name] for name in _ITEM_COLUMNS),
+    )
+    .select_from(_carts.outerjoin(_items, _items.c.cart_id == _carts.c.id))
+    .where(_carts.c.store_id == bindparam("store_id"), _carts.c.external_id == bindparam("external_id"))
+    .order_by(_items.c.position, _items.c.id)
+)
+_CART_COLUMNS = 8  # the cart's columns before its line's in a _STATE row
 _INSERT_CART = insert(_carts).returning(_carts.c.id)
 _DELETE_ITEMS = delete(_items).where(_items.c.cart_id == bindparam("cart_id"))
 _INSERT_ITEMS = insert(_items)
 
 
 def load_cart_state(session: Session, store_id: int, external_id: str) -> CartState | None:
-    """The stored cart with this (store-given) id, as the decision needs it."""
-    row = session.connection().execute(_STATE, {"store_id": store_id, "external_id": external_id}).first()
-    return CartState(*row[:6], has_items=bool(row.has_items)) if row is not None else None
+    """The stored cart with this (store-given) id and its lines, as the decision needs it."""
+    rows = session.connection().execute(_STATE, {"store_id": store_id, "external_id": external_id}).all()
+    if not rows:
+        return None
+    lines = tuple(tuple(row[_CART_COLUMNS:]) for row in rows if row.position is not None)  # position is NOT NULL
+    return CartState(*rows[0][:_CART_COLUMNS], items=lines)
 
 
 def upsert_cart(
@@ -126,8 +165,5 @@ def _insert_items(session: Session, cart_id: int, data: CartUpdated) -> None:
     if not data.items:
         return
     session.connection().execute(_INSERT_ITEMS, [
-        {"cart_id": cart_id, "position": position, "sku": item.sku, "name": item.name,
-         "price": item.price, "quantity": item.quantity,
-         "url": item.url, "image_url": item.image_url}
-        for position, item in enumerate(data.items)
+        {"cart_id": cart_id, **dict(zip(_ITEM_COLUMNS, line, strict=True))} for line in item_lines(data.items)
     ])

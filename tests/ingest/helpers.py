@@ -1,4 +1,4 @@
-"""Helpers shared by the ingestion and API tests: a store with its keys, events, signatures."""
+"""Helpers shared by the ingestion and API tests: a store with its keys, events, signatures, statements run."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Engine, event, select
 from sqlalchemy.orm import Session
 
 from mailer.campaigns.sync import sync_campaigns
@@ -102,3 +104,19 @@ def make_coupon(session: Session, store: Store, contact: Contact, now: datetime,
     coupon = session.scalar(select(Coupon).where(Coupon.message_id == message.id))
     assert coupon is not None
     return coupon
+
+
+@contextmanager
+def statements_run(bind: Connection | Engine) -> Iterator[list[str]]:
+    """The SQL statements sent through `bind` inside the block (an executemany counts once), savepoints left out."""
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if not statement.startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")):
+            seen.append(statement)
+
+    event.listen(bind, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(bind, "before_cursor_execute", record)

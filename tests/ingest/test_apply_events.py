@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -9,8 +10,8 @@ from sqlalchemy import func, select
 
 from mailer.ingest import apply as apply_module
 from mailer.ingest.apply import ingest_batch
-from mailer.models import AnonymousId, Cart, Contact, Event, Order
-from tests.ingest.helpers import cart, identify, iso, make_coupon, track
+from mailer.models import AnonymousId, Cart, CartItem, Contact, Event, Order
+from tests.ingest.helpers import cart, identify, iso, make_coupon, statements_run, track
 from tests.support.factories import T0, make_contact, make_store
 
 NOW = T0 + timedelta(days=1)
@@ -71,6 +72,48 @@ def test_checkout_before_any_cart_update_still_takes_the_items(session) -> None:
     ingest(session, store, track("cu", "cart_updated", cart("c", ("A", "5", 1)), email="a@b.co", timestamp=iso(T0)))
     shopping = session.scalar(select(Cart).where(Cart.store_id == store.id, Cart.external_id == "c"))
     assert [i.sku for i in shopping.items] == ["A"] and shopping.last_activity_at == T0 + timedelta(minutes=5)
+
+
+def writes(statements: list[str]) -> list[tuple[str, list[str]]]:
+    """The cart writes among `statements`: each one's verb and table, and the columns an UPDATE sets."""
+    found = []
+    for statement in statements:
+        head = re.match(r"(UPDATE carts|DELETE FROM cart_items|INSERT INTO cart_items)\b", statement)
+        if head:
+            sets = statement.split(" WHERE")[0] if head[1] == "UPDATE carts" else ""
+            found.append((head[1], re.findall(r"(\w+)=", sets)))
+    return found
+
+
+def test_a_cart_reported_again_as_it_is_is_not_written_again(session, connection) -> None:
+    # The snippet sends the whole cart on every change: rewriting equal rows only leaves dead ones.
+    store = make_store(session)
+    properties = {"cart_id": "c", "currency": "USD", "value": "29.50", "restore_url": "https://shop.example/cart", "items": [
+        {"sku": "A", "name": "Mug", "price": "5", "quantity": 1, "url": "https://shop.example/a", "image_url": "https://shop.example/a.jpg"},
+        {"sku": "B", "name": "Tea", "price": "12.25", "quantity": 2},
+    ]}
+    ingest(session, store, track("c1", "cart_updated", properties, anonymous_id="anon", timestamp=iso(T0)))
+
+    def lines():
+        return session.execute(select(CartItem.id, CartItem.position, CartItem.sku, CartItem.price, CartItem.url)
+                               .join(Cart, Cart.id == CartItem.cart_id).where(Cart.store_id == store.id)
+                               .order_by(CartItem.position)).all()
+
+    stored = lines()
+    with statements_run(connection) as same:
+        ingest(session, store, track("c2", "cart_updated", properties, anonymous_id="anon", timestamp=iso(T0)))
+    with statements_run(connection) as later:
+        ingest(session, store, track("c3", "cart_updated", properties, anonymous_id="anon", timestamp=iso(T0 + timedelta(minutes=1))))
+    assert lines() == stored
+    assert writes(same) == [] and writes(later) == [("UPDATE carts", ["last_activity_at"])]
+
+    properties["items"][1]["quantity"] = 3
+    with statements_run(connection) as changed:
+        ingest(session, store, track("c4", "cart_updated", properties, anonymous_id="anon", timestamp=iso(T0 + timedelta(minutes=2))))
+    assert writes(changed) == [("UPDATE carts", ["last_activity_at"]), ("DELETE FROM cart_items", []), ("INSERT INTO cart_items", [])]
+    shopping = session.scalar(select(Cart).where(Cart.store_id == store.id))
+    assert [(i.sku, i.quantity) for i in shopping.items] == [("A", 1), ("B", 3)]
+    assert (shopping.value, shopping.last_activity_at) == (Decimal("29.50"), T0 + timedelta(minutes=2))
 
 
 def test_order_converts_the_cart_updates_the_rollup_and_redeems_a_coupon_once(session, monkeypatch) -> None:
