@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Insert, bindparam, select, true, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -164,43 +164,77 @@ def _ingest_together(
         return _ingest_lone_browser_event(session, store, events[0][1], now, source, result)
     browsers = {event.anonymous_id for _, event in events if event.anonymous_id is not None and event.email is None}
     owners = contacts_of_browsers(session, store.id, browsers)
-    identified: set[str] = set()  # browsers that identify in this batch
-    unsettled: dict[str, list[str]] = {}  # their email-less rows after that: given the contact at the end
-    rows = []
-    for _, event in events:
-        browser = event.anonymous_id
-        contact_id = None
-        if browser and event.email is None:
-            if browser in identified:
-                unsettled.setdefault(browser, []).append(event.event_id)
-            else:
-                contact_id = owners.get(browser)
-        rows.append(event_row(store.id, event, now, contact_id))
-        if browser and event.email is not None:
-            identified.add(browser)
+    # Each row is claimed with its browser's contact before the batch, even after an identify:
+    # one that names the same person (the commonest) then leaves it right, and _BatchRows tells
+    # which rows end with someone else.
+    rows = [event_row(store.id, event, now, owners.get(event.anonymous_id) if event.anonymous_id else None)
+            for _, event in events]
     claimed = claim_event_ids(session, rows)
-    for (_, event), row in zip(events, rows, strict=True):
+    batch_rows = _BatchRows(rows, claimed)
+    for _, event in events:
         if event.event_id not in claimed:
             result.duplicates += 1
             continue
         claimed.discard(event.event_id)  # a second copy in the same batch is a duplicate
         result.accepted += 1
-        if is_plain_view(event):
-            continue
         browser = event.anonymous_id
         known = owners.get(browser) if browser and event.email is None else None
-        contact_id = apply_effects(session, store, event, now, known, row_has_contact=row["contact_id"] is not None,
-                                   source=source)
-        if browser and event.email is not None and contact_id is not None:
-            owners[browser] = contact_id  # the browser follows whoever identified last
-    for browser, event_ids in unsettled.items():  # claimed before their browser's identify was applied
-        if browser in owners:
-            session.connection().execute(_SETTLE_BROWSER_ROWS, {
-                "in_store": store.id, "browser": browser, "new_contact_id": owners[browser], "these_events": event_ids,
-            })
+        if event.email is None and known is not None:
+            batch_rows.due(event.event_id, known)  # one by one, the row is born with its browser's contact
+        if is_plain_view(event):
+            continue
+        contact_id, merged = apply_effects(session, store, event, now, known, row_settled=True, source=source)
+        if event.email is not None:
+            assert contact_id is not None  # an email always names a contact
+            if browser and merged:
+                batch_rows.merged(browser, contact_id)
+            batch_rows.due(event.event_id, contact_id)
+            if browser:
+                owners[browser] = contact_id  # the browser follows whoever identified last
+    for owner, event_ids in batch_rows.unsettled().items():
+        session.connection().execute(_GIVE_CONTACT, {"in_store": store.id, "these_events": event_ids, "new_contact_id": owner})
     session.flush()
     result.rejected.sort(key=lambda rejection: rejection["index"])
     return result
+
+
+class _BatchRows:
+    """The contact each row a batch claimed holds as its effects run, against the one it would hold applied one by one.
+
+    Claiming every row before applying any effect differs from one by one in one way: a merge
+    (an identify moving its browser's contact-less events to the contact, see merge_anonymous)
+    also reaches the batch's later rows, which one by one did not exist yet, and a row claimed
+    with its browser's former contact misses it. Following what each statement does to the
+    batch's rows tells which ones end with another contact than one by one gives them; only
+    those are written again, usually none. A row due no contact is left as one by one leaves it.
+    """
+
+    def __init__(self, rows: list[dict[str, Any]], claimed: set[str]) -> None:
+        self._browser: dict[str, str | None] = {}
+        self._holds: dict[str, int | None] = {}
+        self._due: dict[str, int] = {}
+        for row in rows:  # the first copy of an id is the one that went in
+            if row["event_id"] in claimed and row["event_id"] not in self._holds:
+                self._browser[row["event_id"]] = row["anonymous_id"]
+                self._holds[row["event_id"]] = row["contact_id"]
+
+    def merged(self, browser: str, contact_id: int) -> None:
+        """The browser's rows without a contact were given this one (what merge_anonymous's UPDATE does)."""
+        for event_id, of_browser in self._browser.items():
+            if of_browser == browser and self._holds[event_id] is None:
+                self._holds[event_id] = contact_id
+
+    def due(self, event_id: str, contact_id: int) -> None:
+        """One by one, the row would hold this contact from now on (nothing but a merge writes a row that has one)."""
+        self._due[event_id] = contact_id
+
+    def unsettled(self) -> dict[int, list[str]]:
+        """contact id → the batch's rows due that contact that hold another."""
+        unsettled: dict[int, list[str]] = {}
+        for event_id, contact_id in self._due.items():
+            if self._holds[event_id] != contact_id:
+                unsettled.setdefault(contact_id, []).append(event_id)
+        return unsettled
 
 
 def _ingest_lone_browser_event(
@@ -218,7 +252,7 @@ def _ingest_lone_browser_event(
     result.accepted += 1
     if not is_plain_view(event):
         contact_id = claimed.contact_id
-        apply_effects(session, store, event, now, contact_id, row_has_contact=contact_id is not None, source=source)
+        apply_effects(session, store, event, now, contact_id, row_settled=contact_id is not None, source=source)
         session.flush()
     return result
 
@@ -276,10 +310,9 @@ def record_views(session: Session, store: IngestingStore, events: Sequence[Valid
 
 # Built once, with bound parameters: building a statement costs more Python than running it.
 _events = Event.__table__
-_SETTLE_BROWSER_ROWS = (
+_GIVE_CONTACT = (  # to rows this transaction claimed, whatever they hold (see _BatchRows)
     update(_events)
-    .where(_events.c.store_id == bindparam("in_store"), _events.c.anonymous_id == bindparam("browser"),
-           _events.c.event_id.in_(bindparam("these_events", expanding=True)), _events.c.contact_id.is_(None))
+    .where(_events.c.store_id == bindparam("in_store"), _events.c.event_id.in_(bindparam("these_events", expanding=True)))
     .values(contact_id=bindparam("new_contact_id"))
 )
 _EVENT_CONTACT = (
@@ -314,21 +347,29 @@ def apply_event(session: Session, store: IngestingStore, event: ValidEvent, now:
     contact_id = contacts_of_browsers(session, store.id, {browser}).get(browser) if browser else None
     if not _claim_event_id(session, store, event, now, contact_id):
         return False
-    apply_effects(session, store, event, now, contact_id, row_has_contact=contact_id is not None, source=source)
+    apply_effects(session, store, event, now, contact_id, row_settled=contact_id is not None, source=source)
     session.flush()
     return True
 
 
+class Effects(NamedTuple):
+    """What applying an event did to identities: its contact, and whether it merged its browser's contact-less rows into it."""
+
+    contact_id: int | None
+    merged: bool
+
+
 def apply_effects(
     session: Session, store: IngestingStore, event: ValidEvent, now: datetime, contact_id: int | None, *,
-    row_has_contact: bool, source: str = "api",
-) -> int | None:
-    """Apply a claimed event's effects (`contact_id`: its browser's contact, when known); returns its contact's id."""
-    owner_known = row_has_contact
+    row_settled: bool, source: str = "api",
+) -> Effects:
+    """Apply a claimed event's effects, and give its row its contact unless `row_settled` (`contact_id`: its browser's, when known)."""
+    owner_known = row_settled
     payload = event.payload
-    names_set = False
+    names_set = merged = False
     if event.email is not None:
-        contact_id, owner_known, names_set = _identify(session, store, event, now)
+        contact_id, merged, names_set = _identify(session, store, event, now)
+        owner_known = owner_known or merged
     if isinstance(payload, Traits):
         needs_update = not names_set or payload.consent is not None
         if contact_id is not None and needs_update:
@@ -345,7 +386,7 @@ def apply_effects(
         apply_order(session, store, payload, event.occurred_at, contact, now, source=source)
     if contact_id is not None and not owner_known:
         session.connection().execute(_EVENT_CONTACT, {"in_store": store.id, "this_event": event.event_id, "new_contact_id": contact_id})
-    return contact_id
+    return Effects(contact_id, merged)
 
 
 def _claim_event_id(
