@@ -30,7 +30,7 @@ from mailer.models import (
     Store,
 )
 from mailer.stores import create_store, create_user
-from mailer.tracking.touches import record_touch
+from mailer.tracking.touches import record_click, record_open
 from mailer.tracking.unsubscribe import unsubscribe
 
 DEMO_DOMAIN = "demo-shop.example"
@@ -124,17 +124,17 @@ def _simulate_day(session, store: Store, day_start: datetime, now: datetime, rng
         if later >= now or contact is None:
             continue
         if rng.random() < 0.12:
-            record_touch(session.connection(), message, "open", now=day_start + timedelta(seconds=rng.randint(1, 60)), user_agent=APPLE_PROXY, ip="17.58.0.10")
+            record_open(session.connection(), message.id, now=day_start + timedelta(seconds=rng.randint(1, 60)), user_agent=APPLE_PROXY, ip="17.58.0.10")
         if rng.random() < 0.03:
             honeypot = session.scalar(select(Link).where(Link.message_id == message.id, Link.kind == "honeypot"))
-            record_touch(session.connection(), message, "click", now=day_start + timedelta(seconds=2), user_agent="python-requests/2.32", ip="198.51.100.7", link=honeypot)
+            record_click(session.connection(), message.id, honeypot.position, now=day_start + timedelta(seconds=2), user_agent="python-requests/2.32", ip="198.51.100.7")
         if rng.random() > 0.48:
             continue
-        record_touch(session.connection(), message, "open", now=later, user_agent=BROWSER, ip="203.0.113.20")
+        record_open(session.connection(), message.id, now=later, user_agent=BROWSER, ip="203.0.113.20")
         clicked = rng.random() < 0.32
         if clicked:
             link = session.scalar(select(Link).where(Link.message_id == message.id, Link.kind == "content").order_by(Link.position).limit(1))
-            record_touch(session.connection(), message, "click", now=later + timedelta(minutes=1), user_agent=BROWSER, ip="203.0.113.20", link=link)
+            record_click(session.connection(), message.id, link.position, now=later + timedelta(minutes=1), user_agent=BROWSER, ip="203.0.113.20")
         if kind == "winback" and rng.random() < 0.08:
             record_reason(session, message, rng.choice(REASON_KEYS), later + timedelta(minutes=2))
         if rng.random() < 0.01:

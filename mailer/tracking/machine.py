@@ -65,3 +65,34 @@ def classify_click(
     if seconds_since_sent is not None and seconds_since_sent < CLICK_TOO_FAST_SECONDS:
         return Verdict(True, "too_fast")
     return HUMAN
+
+
+@dataclass(frozen=True)
+class OpenVerdicts:
+    """classify_open's answers for one fetch before its message is read: opened too soon after sending, or later."""
+
+    too_soon: Verdict
+    later: Verdict
+
+
+@dataclass(frozen=True)
+class ClickVerdicts:
+    """classify_click's answers for one request before its link is read: a honeypot, too soon after sending, or later."""
+
+    honeypot: Verdict
+    too_soon: Verdict
+    later: Verdict
+
+
+def open_verdicts(user_agent: str | None, ip: str | None) -> OpenVerdicts:
+    """Both of classify_open's answers for this fetch, so one statement can store the one the sending time picks."""
+    return OpenVerdicts(classify_open(user_agent, ip, 0.0), classify_open(user_agent, ip, OPEN_TOO_FAST_SECONDS))
+
+
+def click_verdicts(user_agent: str | None, method: str = "GET") -> ClickVerdicts:
+    """classify_click's three possible answers for this request, picked by the link's kind and the sending time."""
+    return ClickVerdicts(
+        classify_click(user_agent, None, honeypot=True, method=method),
+        classify_click(user_agent, 0.0, honeypot=False, method=method),
+        classify_click(user_agent, CLICK_TOO_FAST_SECONDS, honeypot=False, method=method),
+    )

@@ -1,113 +1,115 @@
 """Recording an open or a click of a sent message, flagged human or machine by the pure rules.
 
-These functions take a Core `Connection`, not a Session: the pixel and the click redirect run
-them by the thousand in front of Flask (web/tracking_lane.py), where an ORM session's
-bookkeeping cost more than the two statements; a Session's caller passes `session.connection()`.
+Each touch is one statement that reads the message (and link) as it writes: the pure rules give
+every answer the message could call for (machine.open_verdicts, click_verdicts), and the
+statement keeps the one that the message's sending time and the link's kind pick. The pixel and
+the click redirect run them by the thousand in front of Flask (web/tracking_lane.py), so they
+take a Core `Connection`, not a Session; a Session's caller passes `session.connection()`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import NamedTuple, Protocol
+from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import ColumnElement, bindparam, case, insert, literal, literal_column, select
 from sqlalchemy.engine import Connection
 
 from mailer.models import Link, Message, TrackingEvent
-from mailer.tracking.machine import Verdict, classify_click, classify_open
-
-
-class TouchedMessage(Protocol):
-    """What recording a touch needs of a message: a Message row or a SentMessage tuple."""
-
-    @property
-    def id(self) -> int: ...  # noqa: D102
-    @property
-    def store_id(self) -> int: ...  # noqa: D102
-    @property
-    def contact_id(self) -> int: ...  # noqa: D102
-    @property
-    def sent_at(self) -> datetime | None: ...  # noqa: D102
-
-
-class TouchedLink(Protocol):
-    """What recording a click needs of a link: its id and kind (a honeypot is never a person)."""
-
-    @property
-    def id(self) -> int: ...  # noqa: D102
-    @property
-    def kind(self) -> str: ...  # noqa: D102
-
-
-class SentMessage(NamedTuple):
-    """The columns of a sent message that the tracking endpoints read."""
-
-    id: int
-    store_id: int
-    contact_id: int
-    sent_at: datetime | None
-
-
-class ClickTarget(NamedTuple):
-    """A tracked link with its message (`message` is None unless that message was sent)."""
-
-    id: int
-    url: str
-    kind: str
-    message: SentMessage | None
-
+from mailer.tracking.machine import (
+    CLICK_TOO_FAST_SECONDS,
+    OPEN_TOO_FAST_SECONDS,
+    Verdict,
+    click_verdicts,
+    open_verdicts,
+)
 
 # The endpoints' statements are built once, with bound parameters: building a statement costs
 # more Python than running it, and a reused one keeps its cache key and compiled SQL.
 _messages, _links = Message.__table__, Link.__table__
-_SENT_COLUMNS = (_messages.c.id, _messages.c.store_id, _messages.c.contact_id, _messages.c.sent_at, _messages.c.status)
-_SENT_MESSAGE = select(*_SENT_COLUMNS).where(_messages.c.id == bindparam("message_id"))
-_CLICK_TARGET = (
-    select(_links.c.id.label("link_id"), _links.c.url, _links.c.kind, *_SENT_COLUMNS)
-    .join_from(_links, _messages, _messages.c.id == _links.c.message_id)
-    .where(_links.c.message_id == bindparam("message_id"), _links.c.position == bindparam("position"))
+_LINK_URL = select(_links.c.url).where(_links.c.message_id == bindparam("message_id"), _links.c.position == bindparam("position"))
+
+
+def link_url(connection: Connection, message_id: int, position: int) -> str | None:
+    """The URL of the message's link at `position`, or None when the message has no such link."""
+    return connection.execute(_LINK_URL, {"message_id": message_id, "position": position}).scalar()
+
+
+# One INSERT … SELECT per touch: the message (and link) is read by the statement that stores the
+# touch, so the common case is one round trip. Its machine verdict is one of the pure rules'
+# answers, picked by the row: the link's kind and whether it was sent too recently.
+_touches = TrackingEvent.__table__
+_TOUCH_COLUMNS = ["store_id", "message_id", "contact_id", "kind", "link_id", "machine", "machine_reason",
+                  "user_agent", "ip", "occurred_at"]
+
+
+def _sent_after(name: str) -> ColumnElement[bool]:
+    return _messages.c.sent_at > bindparam(name, type_=_messages.c.sent_at.type)
+
+
+def _picked(field: str, column: str, *choices: tuple[ColumnElement[bool], str], otherwise: str) -> ColumnElement[object]:
+    kind = _touches.c[column].type
+    return case(*((condition, bindparam(f"{name}_{field}", type_=kind)) for condition, name in choices),
+                else_=bindparam(f"{otherwise}_{field}", type_=kind))
+
+
+def _touch_values(kind: str, link_id: ColumnElement[object], *choices: tuple[ColumnElement[bool], str]) -> list[ColumnElement[object]]:
+    return [
+        _messages.c.store_id, _messages.c.id, _messages.c.contact_id, literal(kind), link_id,
+        _picked("machine", "machine", *choices, otherwise="later"),
+        _picked("reason", "machine_reason", *choices, otherwise="later"),
+        *(bindparam(name, type_=_touches.c[name].type) for name in ("user_agent", "ip", "occurred_at")),
+    ]
+
+
+_RECORD_OPEN = insert(_touches).from_select(
+    _TOUCH_COLUMNS,
+    select(*_touch_values("open", literal(None), (_sent_after("too_soon_after"), "too_soon")))
+    .where(_messages.c.id == bindparam("message_id"), _messages.c.status == "sent"),
+).inline()
+_RECORD_CLICK = (
+    insert(_touches).from_select(
+        _TOUCH_COLUMNS,
+        select(*_touch_values("click", _links.c.id, (_links.c.kind == "honeypot", "honeypot"),
+                              (_sent_after("too_soon_after"), "too_soon")))
+        .join_from(_links, _messages, _messages.c.id == _links.c.message_id)
+        .where(_links.c.message_id == bindparam("message_id"), _links.c.position == bindparam("position"),
+               _messages.c.status == "sent"),
+    )
+    # The clicked link's URL, written out: SQLAlchemy neither correlates a subquery in RETURNING
+    # nor qualifies its columns there (SQLite then finds `id` ambiguous).
+    .returning(literal_column(f"(SELECT {_links.name}.url FROM {_links.name} WHERE {_links.name}.id = {_touches.name}.link_id)",
+                              type_=_links.c.url.type))
 )
-_INSERT_TOUCH = insert(TrackingEvent.__table__).inline()  # inline: no RETURNING of the id nobody reads
 
 
-def sent_message(connection: Connection, message_id: int) -> SentMessage | None:
-    """The message if it exists and was sent (opens of anything else are not recorded)."""
-    row = connection.execute(_SENT_MESSAGE, {"message_id": message_id}).first()
-    if row is None or row.status != "sent":
-        return None
-    return SentMessage(row.id, row.store_id, row.contact_id, row.sent_at)
+def _verdict_values(**verdicts: Verdict) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for name, verdict in verdicts.items():
+        values[f"{name}_machine"], values[f"{name}_reason"] = verdict.machine, verdict.reason
+    return values
 
 
-def click_target(connection: Connection, message_id: int, position: int) -> ClickTarget | None:
-    """The message's link at `position` (None when the message has no such link), in one query."""
-    row = connection.execute(_CLICK_TARGET, {"message_id": message_id, "position": position}).first()
-    if row is None:
-        return None
-    message = SentMessage(row.id, row.store_id, row.contact_id, row.sent_at) if row.status == "sent" else None
-    return ClickTarget(row.link_id, row.url, row.kind, message)
-
-
-def record_touch(
-    connection: Connection,
-    message: TouchedMessage,
-    kind: str,
-    *,
-    now: datetime,
-    user_agent: str,
-    ip: str | None,
-    link: TouchedLink | None = None,
-    method: str = "GET",
-) -> Verdict:
-    """Store one open or click of `message` and return whether a machine made it."""
-    since_sent = (now - message.sent_at).total_seconds() if message.sent_at else None
-    if kind == "open":
-        verdict = classify_open(user_agent, ip, since_sent)
-    else:
-        verdict = classify_click(user_agent, since_sent, honeypot=link is not None and link.kind == "honeypot", method=method)
-    # One Core INSERT: the endpoints answer pixels and redirects by the thousand, never read it back.
-    connection.execute(_INSERT_TOUCH, {
-        "store_id": message.store_id, "message_id": message.id, "contact_id": message.contact_id, "kind": kind,
-        "link_id": link.id if link else None, "machine": verdict.machine, "machine_reason": verdict.reason,
+def record_open(connection: Connection, message_id: int, *, now: datetime, user_agent: str, ip: str | None) -> None:
+    """Store one open of `message_id` if that message was sent (one statement; nothing otherwise)."""
+    verdicts = open_verdicts(user_agent, ip)
+    connection.execute(_RECORD_OPEN, {
+        "message_id": message_id, "too_soon_after": now - timedelta(seconds=OPEN_TOO_FAST_SECONDS),
+        **_verdict_values(too_soon=verdicts.too_soon, later=verdicts.later),
         "user_agent": user_agent[:500], "ip": (ip or "")[:64], "occurred_at": now,
     })
-    return verdict
+
+
+def record_click(
+    connection: Connection, message_id: int, position: int, *, now: datetime, user_agent: str, ip: str | None,
+    method: str = "GET",
+) -> str | None:
+    """Store one click of the sent message's link at `position`; returns its URL, or None when nothing was stored.
+
+    None means no such link, or a message that was not sent: link_url tells which.
+    """
+    verdicts = click_verdicts(user_agent, method)
+    return connection.execute(_RECORD_CLICK, {
+        "message_id": message_id, "position": position, "too_soon_after": now - timedelta(seconds=CLICK_TOO_FAST_SECONDS),
+        **_verdict_values(honeypot=verdicts.honeypot, too_soon=verdicts.too_soon, later=verdicts.later),
+        "user_agent": user_agent[:500], "ip": (ip or "")[:64], "occurred_at": now,
+    }).scalar()

@@ -1,11 +1,11 @@
 """The open pixel and the click redirect, answered in front of Flask: the two URLs every sent email is hit on.
 
 A campaign of 100k emails brings their opens and clicks back within minutes, and each answer is
-one read and one INSERT. Through Flask's request cycle (context, cookie session, routing, the
-after-request hooks) that small job cost twice its own work, so this WSGI middleware answers
-them itself: the same functions record the touch (tracking.touches), on a Core connection of
-their own (Database.one_write). Anything else, and a click whose token or link is not valid, goes on to Flask
-(which has no route for /t/c/ and answers its usual 404 page).
+one statement (tracking.touches: the touch stored by an INSERT that reads its message). Through
+Flask's request cycle (context, cookie session, routing, the after-request hooks) and an ORM
+session that small job cost twice its own work, so this WSGI middleware answers them itself, on
+a Core connection of its own (Database.one_write). Anything else, and a click whose token or
+link is not valid, goes on to Flask (which has no route for /t/c/ and answers its usual 404).
 """
 
 from __future__ import annotations
@@ -13,22 +13,14 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import Connection
 from werkzeug.urls import iri_to_uri
 
 from mailer.clock import utcnow
 from mailer.db import Database
 from mailer.tracking.tokens import read_token
-from mailer.tracking.touches import (
-    SentMessage,
-    TouchedLink,
-    click_target,
-    record_touch,
-    sent_message,
-)
+from mailer.tracking.touches import link_url, record_click, record_open
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +61,8 @@ class TrackingLane:
             found = read_token(self.secret_key, "open", token)
             if found is not None:
                 with self.database.one_write() as connection:
-                    message = sent_message(connection, found[0])
-                    if message is not None:
-                        _record(connection, message, "open", environ)
+                    record_open(connection, found[0], now=utcnow(), user_agent=environ.get("HTTP_USER_AGENT", ""),
+                                ip=environ.get("REMOTE_ADDR"))
         except Exception:
             log.exception("recording open failed")
         start_response("200 OK", list(_PIXEL_HEADERS))
@@ -83,20 +74,11 @@ class TrackingLane:
         if found is None:
             return None
         with self.database.one_write() as connection:
-            link = click_target(connection, *found)
-            if link is None:
-                return None
-            if link.message is not None:
-                _record(connection, link.message, "click", environ, link)
-            return link.url
-
-
-def _record(connection: Connection, message: SentMessage, kind: str, environ: dict[str, Any], link: TouchedLink | None = None) -> None:
-    now: datetime = utcnow()
-    record_touch(
-        connection, message, kind, now=now, user_agent=environ.get("HTTP_USER_AGENT", ""), ip=environ.get("REMOTE_ADDR"),
-        link=link, method=environ["REQUEST_METHOD"],
-    )
+            url = record_click(connection, *found, now=utcnow(), user_agent=environ.get("HTTP_USER_AGENT", ""),
+                               ip=environ.get("REMOTE_ADDR"), method=environ["REQUEST_METHOD"])
+            if url is None:  # nothing stored: no such link, or its message was not sent (redirect all the same)
+                url = link_url(connection, *found)
+            return url
 
 
 def _redirect(url: str, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

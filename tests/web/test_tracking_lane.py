@@ -10,11 +10,13 @@ import pytest
 from sqlalchemy import func, select, update
 
 from mailer import create_app
+from mailer.clock import utcnow
 from mailer.db import Database
 from mailer.delivery import SMTPTransport
 from mailer.engine import tick
 from mailer.models import Link, Message, Store, TrackingEvent
 from mailer.tracking.tokens import make_token
+from mailer.tracking.touches import link_url, record_click, record_open
 from tests.support.factories import make_store
 from tests.support.scenarios import NOW, customers, plan_winback
 
@@ -136,3 +138,48 @@ def test_the_pixel_path_in_the_email_is_the_lanes(sent, smtp_sink) -> None:
     html = smtp_sink.messages[0].message.get_body(preferencelist=("html",)).get_content()
     assert re.search(r'src="http://mailer.test/t/o/[A-Za-z0-9_-]+"', html)
     assert re.search(r'href="http://mailer.test/t/c/[A-Za-z0-9_-]+"', html)
+
+
+def _set_sent_at(session, message: Message, sent_at) -> None:
+    session.execute(update(Message).where(Message.id == message.id).values(sent_at=sent_at))
+    session.commit()
+
+
+def test_each_touch_keeps_the_verdict_its_sending_time_and_link_pick(client, sent, session, settings) -> None:
+    browser = {"User-Agent": "Mozilla/5.0 (Windows NT 10.0) Firefox/128.0"}
+    content = _content_link(session, sent)
+    honeypot = session.scalar(select(Link).where(Link.message_id == sent.id, Link.kind == "honeypot"))
+    opened = f"/t/o/{make_token(settings.secret_key, 'open', sent.id)}"
+
+    def clicked(link: Link) -> str:
+        return f"/t/c/{make_token(settings.secret_key, 'click', sent.id, link.position)}"
+
+    _set_sent_at(session, sent, utcnow())  # just delivered: what comes now is a prefetch or a scanner
+    assert client.get(opened, headers=browser).status_code == 200
+    assert client.get(clicked(content), headers=browser).headers["Location"] == content.url
+    _set_sent_at(session, sent, utcnow() - timedelta(hours=1))
+    assert client.get(opened, headers=browser).status_code == 200
+    assert client.get(opened, headers=browser, environ_base={"REMOTE_ADDR": "17.58.0.10"}).status_code == 200
+    assert client.get(clicked(content), headers=browser).status_code == 302
+    assert client.get(clicked(honeypot), headers=browser).headers["Location"] == honeypot.url
+    assert client.get(clicked(content), headers={"User-Agent": "python-requests/2.32"}).status_code == 302
+    assert _touches(session) == [
+        ("open", True, "prefetch"), ("click", True, "too_fast"),
+        ("open", False, None), ("open", True, "privacy_proxy"), ("click", False, None), ("click", True, "honeypot"),
+        ("click", True, "scanner"),
+    ]
+    stored = session.scalars(select(TrackingEvent).order_by(TrackingEvent.id)).all()
+    assert {(t.store_id, t.message_id, t.contact_id) for t in stored} == {(sent.store_id, sent.id, sent.contact_id)}
+    assert [t.link_id for t in stored if t.kind == "click"] == [content.id, content.id, honeypot.id, content.id]
+    assert stored[0].user_agent == browser["User-Agent"] and stored[3].ip == "17.58.0.10"
+
+
+def test_record_click_stores_nothing_and_says_so_for_a_message_not_sent(sent, session) -> None:
+    link = _content_link(session, sent)
+    session.execute(update(Message).where(Message.id == sent.id).values(status="failed"))
+    connection = session.connection()
+    assert record_click(connection, sent.id, link.position, now=utcnow(), user_agent="x", ip=None) is None
+    record_open(connection, sent.id, now=utcnow(), user_agent="x", ip=None)
+    assert link_url(connection, sent.id, link.position) == link.url
+    assert link_url(connection, sent.id, 999) is None
+    assert _touches(session) == []
