@@ -285,7 +285,8 @@ def run(quick: bool, workdir: Path, postgres: BenchPostgres) -> Table:
     table.notes.append(f"events stored by the two track runs: {stored:,} (202 answers × batch = {expected:,})")
     table.notes.append(f"load: wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} on the same 2 cores (it used "
                        f"{sum(x.wrk_cpu_s for x in loads.values()) / sum(x.seconds for x in loads.values()):.0%} "
-                       "of a core); events are a snippet mix per visitor: identify, 2 cart_updated, 7 product_viewed")
+                       "of a core); each visitor sends the snippet's 10 events: 3 views while anonymous, identify, then 2 cart "
+                       "updates and 4 views that carry the email (as the snippet does once it knows it)")
     table.notes.append("floor: what any endpoint that answers only once its data is durable pays per request on these "
                        "2 cores (HTTP, parse, one INSERT, commit); going past it takes batching writes across requests")
     table.notes.append(f"{STORES} stores' public keys in turn: the per-key limit (50/s, burst 200) is never reached")
