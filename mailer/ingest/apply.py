@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from mailer.campaigns.exits import on_order
 from mailer.db import dialect_insert, insert_ignoring_conflicts, insert_ignoring_statement
 from mailer.errors import ValidationError
-from mailer.ingest.browsers import anonymous_id_table, contacts_of_browsers, merge_anonymous
+from mailer.ingest.browsers import Owner, anonymous_id_table, merge_anonymous, owners_of_browsers
 from mailer.ingest.carts import upsert_cart
 from mailer.ingest.identity import contact_id_for_email, update_traits
 from mailer.ingest.orders import NewOrder, record_order
@@ -118,7 +118,8 @@ def apply_batch(session: Session, batch: ValidatedBatch, now: datetime, *, own_t
     is first tried at once (see _ingest_together) and only a refusal costs the careful pass:
     views of a product by a browser (no email, nothing to update but the event itself) stored
     together in one statement after the others, which have effects and are applied one by one
-    in order, each in its own savepoint. The result is the same as applying all in order: a
+    in order, each in its own savepoint (a view with an email among them: apply_event tells
+    whether it is its browser owner's). The result is the same as applying all in order: a
     browser's anonymous events end up with whoever it identified as.
     """
     store, source = batch.store, batch.source
@@ -160,15 +161,22 @@ def _ingest_together(
 ) -> IngestResult:
     # The happy path of a request's batch: every row claimed by one INSERT, then the effects in
     # order with no savepoints. Anything refused raises, and the caller rolls back and replays.
-    if len(events) == 1 and events[0][1].email is None and events[0][1].anonymous_id is not None:
-        return _ingest_lone_browser_event(session, store, events[0][1], now, source, result)
-    browsers = {event.anonymous_id for _, event in events if event.anonymous_id is not None and event.email is None}
-    owners = contacts_of_browsers(session, store.id, browsers)
-    # Each row is claimed with its browser's contact before the batch, even after an identify:
-    # one that names the same person (the commonest) then leaves it right, and _BatchRows tells
-    # which rows end with someone else.
-    rows = [event_row(store.id, event, now, owners.get(event.anonymous_id) if event.anonymous_id else None)
-            for _, event in events]
+    if len(events) == 1:  # the snippet's commonest request: apply_event claims it in one statement
+        if apply_event(session, store, events[0][1], now, source=source):
+            result.accepted += 1
+        else:
+            result.duplicates += 1
+        return result
+    browsers = {event.anonymous_id for _, event in events if event.anonymous_id is not None}
+    owners = owners_of_browsers(session, store.id, browsers)
+
+    def born_with(event: ValidEvent) -> int | None:  # given its browser's owner as the batch has left it so far
+        return claimed_contact(event, owners.get(event.anonymous_id) if event.anonymous_id else None)
+
+    # Each row is claimed with the contact its browser's owner before the batch gives it, even
+    # after an identify: one that names the same person (the commonest) then leaves it right,
+    # and _BatchRows tells which rows end with someone else.
+    rows = [event_row(store.id, event, now, born_with(event)) for _, event in events]
     claimed = claim_event_ids(session, rows)
     batch_rows = _BatchRows(rows, claimed)
     for _, event in events:
@@ -178,10 +186,12 @@ def _ingest_together(
         claimed.discard(event.event_id)  # a second copy in the same batch is a duplicate
         result.accepted += 1
         browser = event.anonymous_id
-        known = owners.get(browser) if browser and event.email is None else None
-        if event.email is None and known is not None:
-            batch_rows.due(event.event_id, known)  # one by one, the row is born with its browser's contact
-        if is_plain_view(event):
+        # One by one, this row is born with that contact, or (an email naming someone else, or
+        # no owner yet) given its email's by apply_effects.
+        known = born_with(event)
+        if known is not None:
+            batch_rows.due(event.event_id, known)
+        if is_plain_view(event, known):
             continue
         contact_id, merged = apply_effects(session, store, event, now, known, row_settled=True, source=source)
         if event.email is not None:
@@ -189,8 +199,8 @@ def _ingest_together(
             if browser and merged:
                 batch_rows.merged(browser, contact_id)
             batch_rows.due(event.event_id, contact_id)
-            if browser:
-                owners[browser] = contact_id  # the browser follows whoever identified last
+            if browser:  # the browser follows whoever identified last, and its email named them
+                owners[browser] = Owner(contact_id, event.email)
     for owner, event_ids in batch_rows.unsettled().items():
         session.connection().execute(_GIVE_CONTACT, {"in_store": store.id, "these_events": event_ids, "new_contact_id": owner})
     session.flush()
@@ -237,37 +247,20 @@ class _BatchRows:
         return unsettled
 
 
-def _ingest_lone_browser_event(
-    session: Session, store: IngestingStore, event: ValidEvent, now: datetime, source: str, result: IngestResult,
-) -> IngestResult:
-    # The snippet's commonest request: one event from a browser. One statement claims the row
-    # and gives it the browser's contact (looked up inside the INSERT).
-    connection = session.connection()
-    row = event_row(store.id, event, now, None)
-    del row["contact_id"]
-    claimed = connection.execute(_claim_with_browser_contact(connection.dialect.name), row).first()
-    if claimed is None:
-        result.duplicates += 1
-        return result
-    result.accepted += 1
-    if not is_plain_view(event):
-        contact_id = claimed.contact_id
-        apply_effects(session, store, event, now, contact_id, row_settled=contact_id is not None, source=source)
-        session.flush()
-    return result
-
-
 @functools.cache
-def _claim_with_browser_contact(dialect_name: str) -> Insert:
-    # INSERT … SELECT of bound values and the browser's contact; the WHERE keeps SQLite's parser
-    # from reading ON CONFLICT as a join constraint.
+def _claim_with_browser_contact(dialect_name: str, with_email: bool) -> Insert:
+    # INSERT … SELECT of bound values and the contact claimed_contact gives the row, looked up
+    # inside the INSERT (with an email: only an owner with that email); the WHERE keeps SQLite's
+    # parser from reading ON CONFLICT as a join constraint.
     columns = ["store_id", "event_id", "type", "name", "anonymous_id", "properties", "occurred_at", "received_at"]
-    owner = (
-        select(anonymous_id_table.c.contact_id)
-        .where(anonymous_id_table.c.store_id == bindparam("store_id"), anonymous_id_table.c.anonymous_id == bindparam("anonymous_id"))
-        .scalar_subquery()
+    owner = select(anonymous_id_table.c.contact_id).where(
+        anonymous_id_table.c.store_id == bindparam("store_id"), anonymous_id_table.c.anonymous_id == bindparam("anonymous_id"),
     )
-    values = select(*(bindparam(name, type_=_events.c[name].type) for name in columns), owner).where(true())
+    if with_email:
+        owner = owner.join_from(anonymous_id_table, _contacts, _contacts.c.id == anonymous_id_table.c.contact_id).where(
+            _contacts.c.email == bindparam("email", type_=_contacts.c.email.type),
+        )
+    values = select(*(bindparam(name, type_=_events.c[name].type) for name in columns), owner.scalar_subquery()).where(true())
     return (
         dialect_insert(dialect_name, _events).from_select([*columns, "contact_id"], values)
         .on_conflict_do_nothing().returning(_events.c.contact_id)
@@ -290,9 +283,24 @@ def claim_event_ids(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     return set(connection.execute(statement, rows).scalars())
 
 
-def is_plain_view(event: ValidEvent) -> bool:
-    """True for an event whose only effect is its own row: a product view without an email."""
-    return isinstance(event.payload, ProductViewed) and event.email is None
+def claimed_contact(event: ValidEvent, owner: Owner | None) -> int | None:
+    """The contact an event's row is born with when its browser belongs to `owner`: theirs, unless its email names someone else.
+
+    An event whose email is its browser owner's (the snippet sends the email it knows with every
+    event once a visitor identified) is then born with the contact that email names, and
+    identifying it would change nothing: the contact exists, and the browser is theirs already.
+    """
+    if owner is None or (event.email is not None and event.email != owner.email):
+        return None
+    return owner.contact_id
+
+
+def is_plain_view(event: ValidEvent, born_with: int | None = None) -> bool:
+    """True for an event whose only effect is its own row: a product view without an email, or born with its email's contact.
+
+    `born_with` is the contact claimed_contact gives its row (None when unknown).
+    """
+    return isinstance(event.payload, ProductViewed) and (event.email is None or born_with is not None)
 
 
 def record_views(session: Session, store: IngestingStore, events: Sequence[ValidEvent], now: datetime) -> int:
@@ -300,16 +308,16 @@ def record_views(session: Session, store: IngestingStore, events: Sequence[Valid
     if not events:
         return 0
     browsers = {event.anonymous_id for event in events if event.anonymous_id is not None}
-    contacts = contacts_of_browsers(session, store.id, browsers)
-    rows = [
-        event_row(store.id, event, now, contacts.get(event.anonymous_id) if event.anonymous_id else None)
-        for event in events
-    ]
+    owners = owners_of_browsers(session, store.id, browsers)
+    rows = []
+    for event in events:
+        owner = owners.get(event.anonymous_id) if event.anonymous_id else None
+        rows.append(event_row(store.id, event, now, claimed_contact(event, owner)))
     return insert_ignoring_conflicts(session, Event, rows)
 
 
 # Built once, with bound parameters: building a statement costs more Python than running it.
-_events = Event.__table__
+_events, _contacts = Event.__table__, Contact.__table__
 _GIVE_CONTACT = (  # to rows this transaction claimed, whatever they hold (see _BatchRows)
     update(_events)
     .where(_events.c.store_id == bindparam("in_store"), _events.c.event_id.in_(bindparam("these_events", expanding=True)))
@@ -340,15 +348,28 @@ def _apply_isolated(session: Session, store: IngestingStore, event: ValidEvent, 
 
 def apply_event(session: Session, store: IngestingStore, event: ValidEvent, now: datetime, *, source: str = "api") -> bool:
     """Apply one validated event; returns False (and changes nothing) when its id was seen before."""
-    # Without an email the contact is only looked up (its id, by the prebuilt statement), so that
-    # happens first and the event row is born with it; an email may create a contact, which must
-    # wait until the id proved new.
-    browser = event.anonymous_id if event.email is None else None
-    contact_id = contacts_of_browsers(session, store.id, {browser}).get(browser) if browser else None
-    if not _claim_event_id(session, store, event, now, contact_id):
-        return False
-    apply_effects(session, store, event, now, contact_id, row_settled=contact_id is not None, source=source)
-    session.flush()
+    # One statement claims the row and gives it the contact it is born with (claimed_contact,
+    # looked up inside the INSERT): without an email, or with its browser owner's, nothing more
+    # about who it is needs doing. Another email may create a contact, which must wait until the
+    # id proved new.
+    if event.anonymous_id is None:
+        if not _claim_event_id(session, store, event, now, None):
+            return False
+        contact_id = None
+    else:
+        connection = session.connection()
+        row = event_row(store.id, event, now, None)
+        del row["contact_id"]
+        if event.email is not None:
+            row["email"] = event.email
+        statement = _claim_with_browser_contact(connection.dialect.name, event.email is not None)
+        claimed = connection.execute(statement, row).first()
+        if claimed is None:
+            return False
+        contact_id = claimed.contact_id
+    if not is_plain_view(event, contact_id):
+        apply_effects(session, store, event, now, contact_id, row_settled=contact_id is not None, source=source)
+        session.flush()
     return True
 
 
@@ -363,11 +384,16 @@ def apply_effects(
     session: Session, store: IngestingStore, event: ValidEvent, now: datetime, contact_id: int | None, *,
     row_settled: bool, source: str = "api",
 ) -> Effects:
-    """Apply a claimed event's effects, and give its row its contact unless `row_settled` (`contact_id`: its browser's, when known)."""
+    """Apply a claimed event's effects, and give its row its contact unless `row_settled`.
+
+    `contact_id` is the contact its row is born with when known (see claimed_contact): its
+    browser's, or with an email the one the email names, whose browser it is already; an email
+    with no contact known is identified here.
+    """
     owner_known = row_settled
     payload = event.payload
     names_set = merged = False
-    if event.email is not None:
+    if event.email is not None and contact_id is None:
         contact_id, merged, names_set = _identify(session, store, event, now)
         owner_known = owner_known or merged
     if isinstance(payload, Traits):

@@ -36,15 +36,34 @@ def again(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [dict(event, id=f"{event['id']}-again") for event in events]
 
 
+def emailed(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events with the visitor's email (the identify's): what the snippet sends once it knows it, on every event."""
+    email = "ada@example.com"
+    return [dict(event, email=email) for event in events]
+
+
+def bench_mix(v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """bench/wrk_track.lua's batch of 10: 3 views while anonymous, the identify, 2 cart updates and 4 views with the email."""
+    return [*v[3:6], v[0], *emailed(v[1:3] + v[6:])]
+
+
 # What is sent, the requests in turn (a visitor's events → each request's), and the ceiling of the
 # last request's statements.
 CASES: list[tuple[str, Callable[[list[dict[str, Any]]], list[list[dict[str, Any]]]], int]] = [
     ("batch of 10, a new visitor", lambda v: [v], 10),
-    ("batch of 10, a returning visitor", lambda v: [v, again(v)], 10),
+    ("batch of 10, a returning visitor", lambda v: [v, again(v)], 5),
+    # The snippet's real traffic once a visitor identified: the email on every event (45 statements
+    # each before an event with its browser owner's email skipped the identify path).
+    ("batch of 10 with the email on every event, a new visitor", lambda v: [emailed(v)], 10),
+    ("batch of 10 with the email on every event, a returning visitor", lambda v: [emailed(v), again(emailed(v))], 5),
+    ("the bench's batch of 10, a new visitor", lambda v: [bench_mix(v)], 10),
     ("identify alone", lambda v: [v[:1]], 5),
+    ("identify alone, the browser's owner again", lambda v: [v[:1], again(v[:1])], 2),  # 7 before
     ("cart_updated alone, a new cart", lambda v: [v[1:2]], 4),
     ("cart_updated alone, the same cart again", lambda v: [v[1:2], v[2:3]], 2),
+    ("cart_updated with the browser owner's email alone, a new cart", lambda v: [v[:1], emailed(v[1:2])], 4),  # 9 before
     ("product_viewed alone", lambda v: [v[3:4]], 1),
+    ("product_viewed with the browser owner's email alone", lambda v: [v[:1], emailed(v[3:4])], 1),  # 6 before
 ]
 
 
