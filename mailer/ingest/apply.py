@@ -194,6 +194,10 @@ def _ingest_together(
         if is_plain_view(event, known):
             continue
         contact_id, merged = apply_effects(session, store, event, now, known, row_settled=True, source=source)
+        # What an effect changed through the ORM (consent, a checkout, a new cart, an order's
+        # contact) is written now, as one by one: the next events' Core statements neither see
+        # it pending, nor keep it (expire_loaded after a Core write drops unflushed changes).
+        session.flush()
         if event.email is not None:
             assert contact_id is not None  # an email always names a contact
             if browser and merged:

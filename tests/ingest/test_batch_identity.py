@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from mailer.db import Database
 from mailer.ingest.apply import ingest_batch
 from mailer.models import AnonymousId, Cart, Contact, Event, Order, Store
-from tests.ingest.helpers import cart, identify, track
+from tests.ingest.helpers import cart, identify, iso, track
 from tests.support.factories import T0, make_contact, make_store
 
 NOW = T0 + timedelta(days=1)
@@ -319,3 +319,38 @@ def test_replays_of_events_with_the_email_change_nothing(database) -> None:
     assert state["events"] == {"v1": ann, "c1": ann, "i-bo": bo, "v2": bo, "v3": ann, "v4": ann}
     assert state["carts"] == {"cart-1": ann} and state["browsers"] == {"b": ann}
     assert state["accepted, duplicates"] == [3, 6]
+
+
+# --- what the ORM changes (consent, checkout, new carts) reaches the later events of the same batch ---------
+
+
+def checkout(event_id: str, browser: str, cart_id: str, **fields: Any) -> dict[str, Any]:
+    return track(event_id, "checkout_started", {"cart_id": cart_id}, anonymous_id=browser, **fields)
+
+
+def test_a_consent_given_in_a_batch_survives_a_later_identify(database) -> None:
+    ann = "ann@example.com"
+    state = all_ways(database, [
+        identify("i1", ann, anonymous_id="b", traits={"consent": "denied"}),
+        identify("i2", ann, anonymous_id="b", traits={"last_name": "Lee"}),
+    ], owned_browser("b", ann))
+    contact = state["contacts"][ann]
+    assert (contact["consent"], contact["consent_source"], contact["last_name"]) == ("denied", "api", "Lee")
+
+
+def test_a_checkout_in_a_batch_survives_a_later_update_of_its_cart(database) -> None:
+    ann = "ann@example.com"
+    state = all_ways(database, [
+        cart_update("c1", "b", "cart-1", email=ann, timestamp=iso(NOW - timedelta(minutes=3))),
+        checkout("co", "b", "cart-1", email=ann, timestamp=iso(NOW - timedelta(minutes=2))),
+        track("c2", "cart_updated", cart("cart-1", ("MUG", "12.00", 3)), anonymous_id="b", email=ann,
+              timestamp=iso(NOW - timedelta(minutes=1))),
+    ], owned_browser("b", ann))
+    assert state["cart rows"]["cart-1"]["checkout_started_at"] == NOW - timedelta(minutes=2)
+    assert state["cart rows"]["cart-1"]["value"] == Decimal("36.00")
+
+
+def test_a_cart_a_checkout_started_in_a_batch_is_the_contacts_who_identifies_after(database) -> None:
+    ann = "ann@example.com"
+    state = all_ways(database, [checkout("co", "b", "cart-1"), identify("i", ann, anonymous_id="b")])
+    assert state["carts"] == {"cart-1": ann}
