@@ -10,13 +10,14 @@ expired after a write, so ORM readers in the same session never see it stale.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Update, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from mailer.db import expire_loaded
@@ -127,6 +128,13 @@ _DELETE_ITEMS = delete(_items).where(_items.c.cart_id == bindparam("cart_id"))
 _INSERT_ITEMS = insert(_items)
 
 
+@functools.cache
+def _cart_update(columns: frozenset[str]) -> Update:
+    # One prebuilt UPDATE per set of changed columns (a handful occur: most updates set only
+    # the activity time), so its cache key is computed once instead of on every cart update.
+    return update(_carts).where(_carts.c.id == bindparam("this_cart")).values({name: bindparam(f"new_{name}") for name in columns})
+
+
 def load_cart_state(session: Session, store_id: int, external_id: str) -> CartState | None:
     """The stored cart with this (store-given) id and its lines, as the decision needs it."""
     rows = session.connection().execute(_STATE, {"store_id": store_id, "external_id": external_id}).all()
@@ -152,7 +160,8 @@ def upsert_cart(
     change = cart_update_change(state, data, occurred_at, contact_id=contact_id, anonymous_id=anonymous_id,
                                 store_currency=store_currency)
     if change.values:
-        connection.execute(update(_carts).where(_carts.c.id == state.id).values(**change.values))
+        connection.execute(_cart_update(frozenset(change.values)),
+                           {"this_cart": state.id, **{f"new_{name}": value for name, value in change.values.items()}})
     if change.replace_items:
         connection.execute(_DELETE_ITEMS, {"cart_id": state.id})
         _insert_items(session, state.id, data)
