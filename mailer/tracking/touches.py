@@ -18,7 +18,8 @@ from mailer.models import Link, Message, TrackingEvent
 from mailer.tracking.machine import (
     CLICK_TOO_FAST_SECONDS,
     OPEN_TOO_FAST_SECONDS,
-    Verdict,
+    ClickVerdicts,
+    OpenVerdicts,
     click_verdicts,
     open_verdicts,
 )
@@ -82,20 +83,24 @@ _RECORD_CLICK = (
 )
 
 
-def _verdict_values(**verdicts: Verdict) -> dict[str, object]:
-    values: dict[str, object] = {}
-    for name, verdict in verdicts.items():
-        values[f"{name}_machine"], values[f"{name}_reason"] = verdict.machine, verdict.reason
-    return values
+def _touch_params(
+    verdicts: OpenVerdicts | ClickVerdicts, *, too_fast_seconds: float, now: datetime, user_agent: str, ip: str | None,
+) -> dict[str, object]:
+    # The bound values both statements share: each verdict the row may pick (as `<name>_machine`
+    # and `<name>_reason`), the instant before which a sending is "too soon", and who touched.
+    params: dict[str, object] = {"too_soon_after": now - timedelta(seconds=too_fast_seconds),
+                                 "user_agent": user_agent[:500], "ip": (ip or "")[:64], "occurred_at": now}
+    for name, verdict in vars(verdicts).items():
+        params[f"{name}_machine"], params[f"{name}_reason"] = verdict.machine, verdict.reason
+    return params
 
 
 def record_open(connection: Connection, message_id: int, *, now: datetime, user_agent: str, ip: str | None) -> None:
     """Store one open of `message_id` if that message was sent (one statement; nothing otherwise)."""
-    verdicts = open_verdicts(user_agent, ip)
     connection.execute(_RECORD_OPEN, {
-        "message_id": message_id, "too_soon_after": now - timedelta(seconds=OPEN_TOO_FAST_SECONDS),
-        **_verdict_values(too_soon=verdicts.too_soon, later=verdicts.later),
-        "user_agent": user_agent[:500], "ip": (ip or "")[:64], "occurred_at": now,
+        "message_id": message_id,
+        **_touch_params(open_verdicts(user_agent, ip), too_fast_seconds=OPEN_TOO_FAST_SECONDS, now=now,
+                        user_agent=user_agent, ip=ip),
     })
 
 
@@ -107,9 +112,8 @@ def record_click(
 
     None means no such link, or a message that was not sent: link_url tells which.
     """
-    verdicts = click_verdicts(user_agent, method)
     return connection.execute(_RECORD_CLICK, {
-        "message_id": message_id, "position": position, "too_soon_after": now - timedelta(seconds=CLICK_TOO_FAST_SECONDS),
-        **_verdict_values(honeypot=verdicts.honeypot, too_soon=verdicts.too_soon, later=verdicts.later),
-        "user_agent": user_agent[:500], "ip": (ip or "")[:64], "occurred_at": now,
+        "message_id": message_id, "position": position,
+        **_touch_params(click_verdicts(user_agent, method), too_fast_seconds=CLICK_TOO_FAST_SECONDS, now=now,
+                        user_agent=user_agent, ip=ip),
     }).scalar()

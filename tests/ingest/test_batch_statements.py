@@ -20,7 +20,7 @@ NOW = T0 + timedelta(days=1)
 
 
 def visitor(name: str, domain: str) -> list[dict[str, Any]]:
-    """The snippet's batch of 10 per visitor (bench/wrk_track.lua): identify, 2 × the same cart, 7 views."""
+    """A visitor's batch of 10 with the email on the identify only: identify, 2 × the same cart, 7 views."""
     items = cart(f"cart-{name}", ("MUG-1", "24.00", 1), ("TEA-2", "13.00", 1), currency="USD", value="37.00",
                  restore_url=f"https://{domain}/cart")
     return [
