@@ -1,0 +1,318 @@
+"""The LoopWorker under a real gunicorn master: HTTP/1.1 as clients speak it, limits, failures, sharing and stopping."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from mailer.db import Database
+from mailer.models import Event
+from mailer.web.loop_worker import MAX_BODY, LoopWorker
+from tests.support.factories import make_store
+from tests.support.gunicorn import Gunicorn
+
+PROBE = "tests.support.wsgi_probe:app"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
+    """Two LoopWorkers serving the probe app, idle connections closed after 1 s."""
+    gunicorn = Gunicorn(PROBE, tmp_path_factory.mktemp("gunicorn") / "log", "--keep-alive", "1", workers=2).start()
+    yield gunicorn
+    gunicorn.stop()
+
+
+class Response:
+    """One HTTP response read off a raw socket."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def read_response(reader: Any, *, head: bool = False) -> Response:
+    """Read one response (status, headers, a Content-Length body) from a socket's file."""
+    status_line = reader.readline()
+    assert status_line.startswith(b"HTTP/1.1 "), status_line
+    headers: dict[str, str] = {}
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = 0 if head else int(headers.get("content-length", "0"))
+    return Response(int(status_line.split()[1]), headers, reader.read(length))
+
+
+def closed_by_server(sock: socket.socket, within: float = 10) -> bool:
+    """True when the server closes the connection (EOF) within `within` seconds."""
+    sock.settimeout(within)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_one_connection_carries_many_requests(server: Gunicorn) -> None:
+    client = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    answers = []
+    for n in range(3):
+        client.request("POST", f"/items?n={n}", body=b'{"a": 1}', headers={"Content-Type": "application/json"})
+        reply = client.getresponse()
+        assert reply.status == 200 and reply.getheader("Connection") is None and reply.getheader("Date")
+        answers.append(json.loads(reply.read()))
+    client.close()
+    assert {tuple(answer["remote"]) for answer in answers} == {tuple(answers[0]["remote"])}  # one client port
+    assert [answer["query"] for answer in answers] == ["n=0", "n=1", "n=2"]
+    assert answers[0]["body"] == '{"a": 1}' and answers[0]["content_length"] == "8"
+    assert answers[0]["content_type"] == "application/json" and answers[0]["protocol"] == "HTTP/1.1"
+
+
+def test_pipelined_requests_are_answered_in_order(server: Gunicorn) -> None:
+    with server.connect() as sock:
+        sock.sendall(b"".join(f"GET /{n} HTTP/1.1\r\nHost: t\r\n\r\n".encode() for n in range(5)))
+        reader = sock.makefile("rb")
+        assert [read_response(reader).json()["path"] for _ in range(5)] == [f"/{n}" for n in range(5)]
+
+
+def test_the_environ_is_pep_3333s(server: Gunicorn) -> None:
+    with server.connect() as sock:
+        sock.sendall(b"GET /a%20b%2Fc/%C3%A9?x=%20y&z HTTP/1.1\r\nHost: shop.example:8080\r\nX-Twice: 1\r\n"
+                     b"X-Twice: 2\r\nX_Sneaky: 1\r\nX-Forwarded-Proto: https\r\n\r\n")
+        echo = read_response(sock.makefile("rb")).json()
+    assert echo["path"] == "/a b/c/\u00c3\u00a9"  # percent-decoded bytes, as latin-1 (PEP 3333)
+    assert echo["query"] == "x=%20y&z"
+    assert echo["headers"]["HTTP_HOST"] == "shop.example:8080"
+    assert echo["headers"]["HTTP_X_TWICE"] == "1,2"
+    assert "HTTP_X_SNEAKY" not in echo["headers"]  # spelled with "_": it could pass for X-Sneaky
+    assert echo["scheme"] == "https"  # 127.0.0.1 is a trusted proxy by default (gunicorn's forwarded_allow_ips)
+    assert echo["remote"][0] == "127.0.0.1"
+
+
+def test_a_chunked_body_reaches_the_app_whole(server: Gunicorn) -> None:
+    client = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    client.request("POST", "/chunked", body=iter([b"first,", b"second,", b"third"]), encode_chunked=True,
+                   headers={"Transfer-Encoding": "chunked"})
+    echo = json.loads(client.getresponse().read())
+    client.close()
+    assert echo["body"] == "first,second,third" and echo["content_length"] == "18"
+
+
+def test_expect_100_continue_is_answered_before_the_body(server: Gunicorn) -> None:
+    with server.connect() as sock:
+        sock.sendall(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        reader = sock.makefile("rb")
+        assert reader.readline() == b"HTTP/1.1 100 Continue\r\n" and reader.readline() == b"\r\n"
+        sock.sendall(b"hello")
+        assert read_response(reader).json()["body"] == "hello"
+
+
+def test_head_and_204_have_no_body_and_the_connection_goes_on(server: Gunicorn) -> None:
+    with server.connect() as sock:
+        sock.sendall(b"HEAD /page HTTP/1.1\r\nHost: t\r\n\r\nGET /empty HTTP/1.1\r\nHost: t\r\n\r\n"
+                     b"GET /after HTTP/1.1\r\nHost: t\r\n\r\n")
+        reader = sock.makefile("rb")
+        head = read_response(reader, head=True)
+        assert head.status == 200 and int(head.headers["content-length"]) > 0  # the length a GET would have
+        empty = read_response(reader)
+        assert empty.status == 204 and "content-length" not in empty.headers
+        assert read_response(reader).json()["path"] == "/after"  # no stray body bytes came before it
+
+
+def test_write_and_the_returned_body_arrive_in_order_with_a_length(server: Gunicorn) -> None:
+    with server.connect() as sock:
+        sock.sendall(b"GET /write HTTP/1.1\r\nHost: t\r\n\r\n")
+        answer = read_response(sock.makefile("rb"))
+    assert answer.body == b"written, then returned" and answer.headers["content-length"] == "22"
+
+
+def test_connection_close_and_http_1_0_close_after_the_answer(server: Gunicorn) -> None:
+    for request in (b"GET /bye HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", b"GET /old HTTP/1.0\r\n\r\n"):
+        with server.connect() as sock:
+            sock.sendall(request)
+            answer = read_response(sock.makefile("rb"))
+            assert answer.status == 200 and answer.headers["connection"] == "close"
+            assert closed_by_server(sock)
+
+
+def test_http_1_0_keep_alive_is_kept(server: Gunicorn) -> None:
+    with server.connect() as sock:
+        sock.sendall(b"GET /1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        reader = sock.makefile("rb")
+        assert read_response(reader).headers["connection"] == "keep-alive"
+        sock.sendall(b"GET /2 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        assert read_response(reader).json()["path"] == "/2"
+
+
+def test_an_idle_connection_is_closed_after_the_keep_alive_time(server: Gunicorn) -> None:
+    with server.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        read_response(sock.makefile("rb"))
+        started = time.monotonic()
+        assert closed_by_server(sock, within=10)
+        assert time.monotonic() - started >= 0.5  # not at once: after --keep-alive 1 (checked every 0.5 s)
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), [
+    (b"NOT HTTP AT ALL\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: nope\r\n\r\n", 400),
+    (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414),
+    (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(101)) + b"\r\n", 431),
+    (b"GET / HTTP/1.1\r\nX-Long: " + b"a" * 9000 + b"\r\n\r\n", 431),
+    (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY + 1), 413),
+], ids=["garbage", "bad-length", "long-url", "many-headers", "long-header", "declared-too-big"])
+def test_a_request_it_cannot_serve_is_answered_and_the_connection_closed(server: Gunicorn, request_bytes: bytes,
+                                                                          status: int) -> None:
+    with server.connect() as sock:
+        sock.sendall(request_bytes)
+        answer = read_response(sock.makefile("rb"))
+        assert answer.status == status and answer.headers["connection"] == "close"
+        assert closed_by_server(sock)
+
+
+def test_a_chunked_body_over_the_limit_is_refused(server: Gunicorn) -> None:
+    chunk = b"x" * (1024 * 1024)
+    with server.connect() as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+        try:
+            for _ in range(MAX_BODY // len(chunk) + 1):
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed while we were still sending: that is the point
+        try:
+            answer = read_response(sock.makefile("rb"))
+        except ConnectionResetError:
+            return  # the 413 was lost to the reset our unread chunks caused; the connection is closed either way
+        assert answer.status == 413
+
+
+def test_an_app_failure_is_a_500_and_the_worker_goes_on(server: Gunicorn) -> None:
+    for path in ("/boom", "/inject"):  # raising, and a header value that would start a header of its own
+        with server.connect() as sock:
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+            answer = read_response(sock.makefile("rb"))
+            assert answer.status == 500 and answer.body == b"Internal Server Error"
+            assert b"stolen" not in answer.body and "set-cookie" not in answer.headers
+            assert closed_by_server(sock)
+    with server.connect() as sock:
+        sock.sendall(b"GET /still HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert read_response(sock.makefile("rb")).status == 200
+
+
+def test_a_busy_worker_leaves_new_connections_to_the_other(server: Gunicorn, tmp_path: Path) -> None:
+    flag = tmp_path / "serving"
+    slow = server.connect()
+    slow.sendall(f"GET /slow?seconds=2&flag={flag} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    deadline = time.monotonic() + 10
+    while not flag.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    busy_pid = int(flag.read_text())
+    started = time.monotonic()
+    with server.connect() as fast:
+        fast.sendall(b"GET /fast HTTP/1.1\r\nHost: t\r\n\r\n")
+        echo = read_response(fast.makefile("rb")).json()
+    assert echo["pid"] != busy_pid and time.monotonic() - started < 1.5  # not queued behind the slow request
+    assert read_response(slow.makefile("rb")).status == 200
+    slow.close()
+
+
+def test_one_connection_is_accepted_per_turn_of_the_loop() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    clients = [socket.create_connection(listener.getsockname()) for _ in range(3)]
+    loop = asyncio.new_event_loop()
+    worker = SimpleNamespace(loop=loop, log=SimpleNamespace(warning=print), connections=set())
+    try:
+        listener.setblocking(False)
+        LoopWorker._accept_one(worker, listener, ("127.0.0.1", 0))  # type: ignore[arg-type]
+        loop.run_until_complete(asyncio.sleep(0.05))
+        assert len(worker.connections) == 1
+        waiting = [listener.accept()[0] for _ in range(2)]  # the other two were left for another worker
+        for sock in waiting:
+            sock.close()
+    finally:
+        for connection in list(worker.connections):
+            connection.close()
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
+        for client in clients:
+            client.close()
+        listener.close()
+
+
+def test_a_graceful_stop_finishes_the_request_in_flight(tmp_path: Path) -> None:
+    gunicorn = Gunicorn(PROBE, tmp_path / "log").start()
+    flag = tmp_path / "serving"
+    with gunicorn.connect() as sock:
+        sock.sendall(f"GET /slow?seconds=1&flag={flag} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        deadline = time.monotonic() + 10
+        while not flag.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stopping = threading.Thread(target=gunicorn.stop)
+        stopping.start()
+        answer = read_response(sock.makefile("rb"))
+        assert answer.status == 200 and answer.headers["connection"] == "close"
+        stopping.join(timeout=30)
+    assert not stopping.is_alive() and "Worker exiting" in (tmp_path / "log").read_text()
+
+
+def test_max_requests_restarts_the_worker(tmp_path: Path) -> None:
+    gunicorn = Gunicorn(PROBE, tmp_path / "log", "--max-requests", "3").start()  # start() spent one request
+    try:
+        pids = []
+        for _ in range(6):
+            with gunicorn.connect() as sock:
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                pids.append(read_response(sock.makefile("rb")).json()["pid"])
+        assert len(set(pids)) >= 2
+    finally:
+        gunicorn.stop()
+
+
+def test_the_mailer_app_serves_the_snippet_the_track_api_and_the_pixel(database_factory, tmp_path: Path) -> None:
+    url = database_factory.url()
+    database = Database.from_url(url)
+    with database.transaction() as session:
+        key = make_store(session).public_key
+    gunicorn = Gunicorn("wsgi:app", tmp_path / "log", workers=2, env={
+        "MAILER_DATABASE_URL": url, "MAILER_ENV": "test", "MAILER_INSTANCE_DIR": str(tmp_path / "instance"),
+        "MAILER_BASE_URL": "http://mailer.test", "MAILER_SECRET_KEY": "loop-worker-test-secret-0123456789"}).start()
+    try:
+        client = http.client.HTTPConnection("127.0.0.1", gunicorn.port, timeout=10)
+        client.request("GET", "/snippet.js")
+        snippet = client.getresponse()
+        assert snippet.status == 200 and b"sendBeacon" in snippet.read()
+        beacon = json.dumps({"key": key, "batch": [
+            {"id": "loop-1", "type": "track", "event": "product_viewed", "anonymous_id": "a-1",
+             "properties": {"sku": "S1"}}]})
+        client.request("POST", "/api/v1/track", body=beacon, headers={"Content-Type": "text/plain"})
+        tracked = client.getresponse()
+        assert tracked.status == 202 and json.loads(tracked.read())["accepted"] == 1
+        client.request("GET", "/t/o/not-a-token")
+        pixel = client.getresponse()
+        assert pixel.status == 200 and pixel.getheader("Content-Type") == "image/gif" and pixel.read()[:3] == b"GIF"
+        client.close()
+        with database.transaction() as session:
+            assert session.query(Event).filter_by(event_id="loop-1").count() == 1
+    finally:
+        gunicorn.stop()
+        database.dispose()
+
+
+def test_gunicorn_conf_picks_the_loop_worker() -> None:
+    settings: dict[str, Any] = {}
+    exec((Path(__file__).resolve().parents[2] / "gunicorn.conf.py").read_text(), settings)
+    assert settings["worker_class"] == "mailer.web.loop_worker.LoopWorker"
+    assert settings["workers"] == os.cpu_count()
