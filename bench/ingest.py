@@ -37,6 +37,7 @@ from mailer.db import Database
 # so did threads (BENCH_GUNICORN_THREADS=4: gthread workers, half the single-event rate).
 GUNICORN_WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", "2"))
 GUNICORN_THREADS = int(os.environ.get("BENCH_GUNICORN_THREADS", "1"))  # over 1: gthread workers
+GUNICORN_WORKER = os.environ.get("BENCH_GUNICORN_WORKER", "loop")  # loop (mailer's LoopWorker) or sync
 WRK_THREADS = 1
 WRK_CONNECTIONS = 8
 STORES = 200  # the public API allows 50 req/s (burst 200) per key and process: spread the load over many keys
@@ -54,19 +55,24 @@ def gunicorn_missing() -> str | None:
     return None
 
 
-def _worker_class() -> list[str]:
-    return ["-k", "gthread", "--threads", str(GUNICORN_THREADS)] if GUNICORN_THREADS > 1 else []
+def _worker_class(worker: str) -> list[str]:
+    if GUNICORN_THREADS > 1:
+        return ["-k", "gthread", "--threads", str(GUNICORN_THREADS)]
+    return ["-k", "mailer.web.loop_worker.LoopWorker"] if worker == "loop" else ["-k", "sync"]
 
 
-def _workers_kind() -> str:
-    return f"gthread ×{GUNICORN_THREADS}" if GUNICORN_THREADS > 1 else "sync"
+def _workers_kind(worker: str = GUNICORN_WORKER) -> str:
+    if GUNICORN_THREADS > 1:
+        return f"gthread ×{GUNICORN_THREADS}"
+    return "LoopWorker" if worker == "loop" else "sync"
 
 
 class Gunicorn:
-    """gunicorn with sync workers on a free loopback port, serving `app_spec` (module:callable)."""
+    """gunicorn on a free loopback port, serving `app_spec` (module:callable) with `worker` workers (loop or sync)."""
 
-    def __init__(self, app_spec: str, env: dict[str, str], logdir: Path) -> None:
+    def __init__(self, app_spec: str, env: dict[str, str], logdir: Path, worker: str = GUNICORN_WORKER) -> None:
         self.app_spec = app_spec
+        self.worker = worker
         self.env = env
         self.port = free_port()
         self.log = logdir / f"gunicorn-{self.port}.log"
@@ -81,7 +87,7 @@ class Gunicorn:
         """Start it and wait until a worker answers GET `ready_path`."""
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
-                [PYTHON, "-m", "gunicorn", "-w", str(GUNICORN_WORKERS), *_worker_class(), "-b", f"127.0.0.1:{self.port}",
+                [PYTHON, "-m", "gunicorn", "-w", str(GUNICORN_WORKERS), *_worker_class(self.worker), "-b", f"127.0.0.1:{self.port}",
                  "--backlog", "2048", "--log-level", "warning", self.app_spec],
                 env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
@@ -211,6 +217,10 @@ def _events(database: Database) -> int:
         return int(session.scalar(select(func.count()).select_from(Event)) or 0)
 
 
+def _times(value: float, baseline: float) -> str:
+    return f"{value / baseline:.2f}×" if baseline else "n/a"
+
+
 def run(quick: bool, workdir: Path, postgres: BenchPostgres) -> Table:
     """Every ingest figure: the mailer app and the bare ceiling on the same gunicorn, same wrk load."""
     seconds = 5.0 if quick else 15.0
@@ -271,10 +281,20 @@ def run(quick: bool, workdir: Path, postgres: BenchPostgres) -> Table:
                                  {"BENCH_PATHS": str(clicks)}, seconds, postgres)
     finally:
         server.stop()
-        database.dispose()
+    if GUNICORN_WORKER == "loop" and GUNICORN_THREADS == 1:  # the baseline: what gunicorn's default worker makes of it
+        sync = Gunicorn("wsgi:app", env, workdir, worker="sync").start("/healthz")
+        try:
+            loads["sync track 1"] = measure("baseline: POST /api/v1/track, batch of 1, gunicorn's sync workers", sync,
+                                            "/api/v1/track", "wrk_track.lua", post_env(1, "s1"), seconds, postgres)
+            loads["sync open"] = measure("baseline: GET /t/o/<token>, gunicorn's sync workers", sync, "/",
+                                         "wrk_get.lua", {"BENCH_PATHS": str(opens)}, seconds, postgres)
+        finally:
+            sync.stop()
+    database.dispose()
 
     ceilings = {"ceiling 1": "ceiling 1", "floor 1": "ceiling 1", "ceiling 10": "ceiling 10", "ceiling get": "ceiling get",
-                "track 1": "ceiling 1", "track 10": "ceiling 10", "open": "ceiling get", "click": "ceiling get"}
+                "track 1": "ceiling 1", "track 10": "ceiling 10", "open": "ceiling get", "click": "ceiling get",
+                "sync track 1": "ceiling 1", "sync open": "ceiling get"}
     for key, load in loads.items():
         ceiling = loads[ceilings[key]]
         cpu = f"{load.app_cpu_ms:.2f} / {load.postgres_cpu_ms:.2f}" if not key.startswith("ceiling") else "-"
@@ -289,6 +309,11 @@ def run(quick: bool, workdir: Path, postgres: BenchPostgres) -> Table:
                        "updates and 4 views that carry the email (as the snippet does once it knows it)")
     table.notes.append("floor: what any endpoint that answers only once its data is durable pays per request on these "
                        "2 cores (HTTP, parse, one INSERT, commit); going past it takes batching writes across requests")
+    if "sync open" in loads:
+        table.notes.append(
+            f"{_workers_kind()} against gunicorn's sync workers (the baseline rows, same app and load): track batch of 1 "
+            f"{_times(loads['track 1'].per_second, loads['sync track 1'].per_second)}, pixel "
+            f"{_times(loads['open'].per_second, loads['sync open'].per_second)}; the bare rows ran on {_workers_kind()} too")
     table.notes.append(f"{STORES} stores' public keys in turn: the per-key limit (50/s, burst 200) is never reached")
     table.data = {"loads": {key: dict(load.__dict__, per_second=load.per_second, events_per_second=load.events_per_second)
                             for key, load in loads.items()}, "stored_events": stored, "expected_events": expected}
