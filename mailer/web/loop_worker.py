@@ -34,7 +34,7 @@ from gunicorn.workers.base import Worker
 MAX_BODY = 16 * 1024 * 1024  # the largest API body is 1 MB (the app answers 413 above it); webhooks stay far below 16
 TICK_SECONDS = 0.5  # how often the worker tells the master it lives and checks for shutdown and idle connections
 _NO_BODY_STATUSES = (b"1", b"204", b"304")
-_STATUS_TEXT = {400: "Bad Request", 413: "Content Too Large", 414: "URI Too Long",
+_STATUS_TEXT = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large", 414: "URI Too Long",
                 431: "Request Header Fields Too Large", 500: "Internal Server Error"}
 
 
@@ -70,7 +70,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.peer: tuple[str, str] = ("", "")
-        self.idle_since = time.monotonic()
+        self.since = time.monotonic()  # when the request being read started, or else the last answer went out
         self.in_request = False  # between the first byte of a request and its answer
         self.closing = False
         self._reset()
@@ -95,6 +95,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the connection."""
         self.worker.connections.discard(self)
+        self.worker.connection_closed()
         self.transport = None
 
     def data_received(self, data: bytes) -> None:
@@ -107,7 +108,7 @@ class _Connection(asyncio.Protocol):
             self.close()  # WebSocket or h2c: not served; the request itself was answered as a plain one
         except httptools.HttpParserError as error:  # httptools wraps what a callback raises
             refused = error.__context__
-            self._refuse(refused.status if isinstance(refused, _RequestRefused) else 400)
+            self.refuse(refused.status if isinstance(refused, _RequestRefused) else 400)
 
     def pause_writing(self) -> None:
         """The client reads slower than we answer: stop reading its requests until it catches up."""
@@ -124,6 +125,7 @@ class _Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         """A request starts."""
         self.in_request = True
+        self.since = time.monotonic()
         self._reset()
 
     def on_url(self, url: bytes) -> None:
@@ -165,7 +167,7 @@ class _Connection(asyncio.Protocol):
         response, keep_alive = self.worker.answer(self._environ(), self.parser.should_keep_alive())
         self.transport.write(response)
         self.in_request = False
-        self.idle_since = time.monotonic()
+        self.since = time.monotonic()
         if not keep_alive:
             self.close()
 
@@ -215,7 +217,7 @@ class _Connection(asyncio.Protocol):
             environ["wsgi.url_scheme"] = "https"
         return environ
 
-    def _refuse(self, status: int) -> None:
+    def refuse(self, status: int) -> None:
         """Answer a request the app never saw with `status`, then close."""
         if self.transport is not None:
             text = _STATUS_TEXT.get(status, "Bad Request")
@@ -239,6 +241,8 @@ class LoopWorker(Worker):
         self.connections: set[_Connection] = set()
         self.date = _HttpDate()
         self.listening: list[socket.socket] = []
+        self.accepting = False
+        self.open_count = 0  # connections accepted and not closed yet (gunicorn's --worker-connections caps it)
         allowed = self.cfg.forwarded_allow_ips
         self._trust_all = "*" in allowed
         self._trusted = frozenset(allowed)
@@ -271,29 +275,44 @@ class LoopWorker(Worker):
     async def _serve(self) -> None:
         self.listening = [listener.sock for listener in self.sockets]
         for sock in self.listening:
-            address = sock.getsockname()
             sock.setblocking(False)
-            self.loop.add_reader(sock.fileno(), self._accept_one, sock,
-                                 address if isinstance(address, tuple) else ("localhost", 0))
+        self._start_accepting()
         while self.alive:
             self.notify()
             if self.ppid != os.getppid():
                 self.log.info("Parent changed, shutting down: %s", self)
                 self.alive = False
                 break
-            self._close_idle(self.cfg.keepalive)
+            self._sweep(self.cfg.keepalive)
             await asyncio.sleep(TICK_SECONDS)
         self._stop_accepting()
         deadline = time.monotonic() + self.cfg.graceful_timeout
         while self.connections and time.monotonic() < deadline:
             self.notify()
-            self._close_idle(0)
+            self._sweep(0)
             await asyncio.sleep(0.05)
+
+    def _start_accepting(self) -> None:
+        """Take new connections again (at start, and when a connection closes below the cap)."""
+        if self.accepting or not self.alive:
+            return
+        self.accepting = True
+        for sock in self.listening:
+            address = sock.getsockname()
+            self.loop.add_reader(sock.fileno(), self._accept_one, sock,
+                                 address if isinstance(address, tuple) else ("localhost", 0))
 
     def _stop_accepting(self) -> None:
         """Leave new connections to the other workers (or the next one the master starts)."""
+        self.accepting = False
         for sock in self.listening:
             self.loop.remove_reader(sock.fileno())
+
+    def connection_closed(self) -> None:
+        """A connection closed: below the cap again, accept more."""
+        self.open_count -= 1
+        if self.open_count < self.cfg.worker_connections:
+            self._start_accepting()
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         """SIGTERM: stop accepting at once, finish what is open (gunicorn's graceful stop)."""
@@ -316,13 +335,30 @@ class LoopWorker(Worker):
             return
         client.setblocking(False)
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.loop.create_task(self.loop.connect_accepted_socket(lambda: _Connection(self, address), client))
+        self.open_count += 1
+        if self.open_count >= self.cfg.worker_connections:
+            self._stop_accepting()
+        self.loop.create_task(self._connect(client, address))
 
-    def _close_idle(self, seconds: float) -> None:
-        """Close the connections that have waited `seconds` or more since their last answer, between requests."""
-        oldest = time.monotonic() - seconds
+    async def _connect(self, client: socket.socket, address: tuple[str, int]) -> None:
+        try:
+            await self.loop.connect_accepted_socket(lambda: _Connection(self, address), client)
+        except OSError:  # the client left before its transport was made
+            client.close()
+            self.connection_closed()
+
+    def _sweep(self, idle_seconds: float) -> None:
+        """Close connections idle `idle_seconds` since their last answer; answer 408 to requests slower than --timeout.
+
+        A request is read only as its bytes arrive, so a client that stops halfway (or trickles
+        bytes on purpose) would hold its connection for ever without the second rule.
+        """
+        now, request_seconds = time.monotonic(), self.cfg.timeout or float("inf")
         for connection in list(self.connections):
-            if not connection.in_request and connection.idle_since <= oldest:
+            if connection.in_request:
+                if connection.since <= now - request_seconds:
+                    connection.refuse(408)
+            elif connection.since <= now - idle_seconds:
                 connection.close()
 
     def trusts(self, address: str) -> bool:

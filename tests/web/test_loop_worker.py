@@ -11,10 +11,11 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from gunicorn.config import Config
+from gunicorn.glogging import Logger
 
 from mailer.db import Database
 from mailer.models import Event
@@ -27,8 +28,9 @@ PROBE = "tests.support.wsgi_probe:app"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
-    """Two LoopWorkers serving the probe app, idle connections closed after 1 s."""
-    gunicorn = Gunicorn(PROBE, tmp_path_factory.mktemp("gunicorn") / "log", "--keep-alive", "1", workers=2).start()
+    """Two LoopWorkers serving the probe app, idle connections closed after 1 s, requests given 3 s."""
+    gunicorn = Gunicorn(PROBE, tmp_path_factory.mktemp("gunicorn") / "log", "--keep-alive", "1", "--timeout", "3",
+                        workers=2).start()
     yield gunicorn
     gunicorn.stop()
 
@@ -215,38 +217,72 @@ def test_an_app_failure_is_a_500_and_the_worker_goes_on(server: Gunicorn) -> Non
 def test_a_busy_worker_leaves_new_connections_to_the_other(server: Gunicorn, tmp_path: Path) -> None:
     flag = tmp_path / "serving"
     slow = server.connect()
-    slow.sendall(f"GET /slow?seconds=2&flag={flag} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    slow.sendall(f"GET /slow?seconds=1.5&flag={flag} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
     deadline = time.monotonic() + 10
     while not flag.exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     busy_pid = int(flag.read_text())
-    started = time.monotonic()
     with server.connect() as fast:
         fast.sendall(b"GET /fast HTTP/1.1\r\nHost: t\r\n\r\n")
         echo = read_response(fast.makefile("rb")).json()
-    assert echo["pid"] != busy_pid and time.monotonic() - started < 1.5  # not queued behind the slow request
+    slow.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        slow.recv(1)  # the slow request is still being served: the fast one was not queued behind it
+    slow.setblocking(True)
+    assert echo["pid"] != busy_pid
     assert read_response(slow.makefile("rb")).status == 200
     slow.close()
+
+
+def test_a_request_that_stalls_halfway_gets_a_408(server: Gunicorn) -> None:
+    with server.connect() as sock:
+        sock.sendall(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly part of it")
+        answer = read_response(sock.makefile("rb"))
+        assert answer.status == 408 and answer.headers["connection"] == "close"
+        assert closed_by_server(sock)
+
+
+def test_worker_connections_caps_what_a_worker_holds(tmp_path: Path) -> None:
+    gunicorn = Gunicorn(PROBE, tmp_path / "log", "--worker-connections", "2", "--keep-alive", "30").start()
+    held = [gunicorn.connect(), gunicorn.connect()]
+    try:
+        for sock in held:
+            sock.sendall(b"GET /held HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert read_response(sock.makefile("rb")).status == 200
+        with gunicorn.connect() as third:  # the kernel completes the handshake; the worker leaves it waiting
+            third.sendall(b"GET /third HTTP/1.1\r\nHost: t\r\n\r\n")
+            third.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                third.recv(1)
+            held.pop().close()
+            third.settimeout(10)
+            assert read_response(third.makefile("rb")).json()["path"] == "/third"
+    finally:
+        for sock in held:
+            sock.close()
+        gunicorn.stop()
 
 
 def test_one_connection_is_accepted_per_turn_of_the_loop() -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     clients = [socket.create_connection(listener.getsockname()) for _ in range(3)]
-    loop = asyncio.new_event_loop()
-    worker = SimpleNamespace(loop=loop, log=SimpleNamespace(warning=print), connections=set())
+    config = Config()
+    worker = LoopWorker(1, os.getpid(), [], None, 30, config, Logger(config))
+    worker.loop = asyncio.new_event_loop()
     try:
         listener.setblocking(False)
-        LoopWorker._accept_one(worker, listener, ("127.0.0.1", 0))  # type: ignore[arg-type]
-        loop.run_until_complete(asyncio.sleep(0.05))
-        assert len(worker.connections) == 1
+        worker._accept_one(listener, ("127.0.0.1", 0))
+        worker.loop.run_until_complete(asyncio.sleep(0.05))
+        assert len(worker.connections) == 1 and worker.open_count == 1
         waiting = [listener.accept()[0] for _ in range(2)]  # the other two were left for another worker
         for sock in waiting:
             sock.close()
     finally:
         for connection in list(worker.connections):
             connection.close()
-        loop.run_until_complete(asyncio.sleep(0))
-        loop.close()
+        worker.loop.run_until_complete(asyncio.sleep(0))
+        worker.loop.close()
+        worker.tmp.close()
         for client in clients:
             client.close()
         listener.close()
