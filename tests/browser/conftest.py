@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -184,19 +185,28 @@ def _store_handler(site: dict[str, str]) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def store_site(mailer_server: MailerServer) -> Iterator[StoreSite]:
-    """The sample store on another origin (localhost, another port), embedding the snippet from the app."""
-    src = f"{mailer_server.url}/snippet.js"
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _store_handler({"snippet_src": src, "key": mailer_server.public_key}))
+@contextmanager
+def serve_store_site(mailer_url: str, public_key: str) -> Iterator[StoreSite]:
+    """The sample store on another origin (localhost, another port), embedding the snippet from `mailer_url`."""
+    src = f"{mailer_url}/snippet.js"
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _store_handler({"snippet_src": src, "key": public_key}))
     thread = threading.Thread(target=server.serve_forever, name="store-site", daemon=True)
     thread.start()
     # Served as http://localhost:PORT: the store's domain is `localhost`, so the links in its
     # events (restore_url, item urls) pass the public API's same-domain rule.
-    yield StoreSite(f"http://localhost:{server.server_address[1]}", src, mailer_server.public_key, server)
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    try:
+        yield StoreSite(f"http://localhost:{server.server_address[1]}", src, public_key, server)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def store_site(mailer_server: MailerServer) -> Iterator[StoreSite]:
+    """The sample store on another origin, embedding the snippet from the app."""
+    with serve_store_site(mailer_server.url, mailer_server.public_key) as site:
+        yield site
 
 
 @pytest.fixture(scope="session")
