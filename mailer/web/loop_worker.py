@@ -32,6 +32,7 @@ import httptools
 from gunicorn.workers.base import Worker
 
 MAX_BODY = 16 * 1024 * 1024  # the largest API body is 1 MB (the app answers 413 above it); webhooks stay far below 16
+REQUESTS_PER_CONNECTION = 100  # then "Connection: close": the client reconnects, to whichever worker is free (see _accept_one)
 TICK_SECONDS = 0.5  # how often the worker tells the master it lives and checks for shutdown and idle connections
 _NO_BODY_STATUSES = (b"1", b"204", b"304")
 _STATUS_TEXT = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large", 414: "URI Too Long",
@@ -72,13 +73,13 @@ class _Connection(asyncio.Protocol):
         self.peer: tuple[str, str] = ("", "")
         self.since = time.monotonic()  # when the request being read started, or else the last answer went out
         self.in_request = False  # between the first byte of a request and its answer
+        self.answered = 0
         self.closing = False
         self._reset()
 
     def _reset(self) -> None:
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.header_bytes = 0
         self.body: list[bytes] = []
         self.body_size = 0
 
@@ -164,7 +165,9 @@ class _Connection(asyncio.Protocol):
         """The request is whole: run the app and write its answer."""
         if self.closing or self.transport is None:
             return  # a request pipelined behind one that closed the connection: never answered
-        response, keep_alive = self.worker.answer(self._environ(), self.parser.should_keep_alive())
+        self.answered += 1
+        keep_alive = self.parser.should_keep_alive() and self.answered < REQUESTS_PER_CONNECTION
+        response, keep_alive = self.worker.answer(self._environ(), keep_alive)
         self.transport.write(response)
         self.in_request = False
         self.since = time.monotonic()
@@ -200,10 +203,10 @@ class _Connection(asyncio.Protocol):
         }
         chunked = False
         for raw_name, raw_value in self.headers:
+            if b"_" in raw_name:
+                continue  # drop headers spelled with "_": they would pass for the "-" ones (as gunicorn does)
             name = raw_name.decode("latin-1").upper().replace("-", "_")
             value = raw_value.decode("latin-1")
-            if "_" in raw_name.decode("latin-1"):
-                continue  # drop headers spelled with "_": they would pass for the "-" ones (as gunicorn does)
             if name == "CONTENT_TYPE" or name == "CONTENT_LENGTH":
                 environ[name] = value
                 continue
@@ -385,7 +388,8 @@ class LoopWorker(Worker):
             response = _Response()
             response.start("500 Internal Server Error", [("Content-Type", "text/plain"), ("Content-Length", "21")])
             body, keep_alive = b"Internal Server Error", False
-        keep_alive = keep_alive and self.alive  # a stop asked for while the app ran closes this connection
+        # A stop asked for while the app ran, or the app's own "Connection: close", closes this connection.
+        keep_alive = keep_alive and self.alive and not response.closes
         return response.encode(body, head=environ["REQUEST_METHOD"] == "HEAD", keep_alive=keep_alive,
                                http10=environ["SERVER_PROTOCOL"] == "HTTP/1.0", date=self.date.now()), keep_alive
 
@@ -397,6 +401,11 @@ class _Response:
         self.status = ""
         self.headers: list[tuple[str, str]] = []
         self.written: list[bytes] = []
+
+    @property
+    def closes(self) -> bool:
+        """True when the app asked for the connection to close after this response."""
+        return any(name.lower() == "connection" and value.lower() == "close" for name, value in self.headers)
 
     def start(self, status: str, headers: list[tuple[str, str]],
               exc_info: Any = None) -> Callable[[bytes], None]:

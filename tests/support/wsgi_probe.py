@@ -12,17 +12,24 @@ from urllib.parse import parse_qs
 
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    """Answer by path: /slow, /boom, /inject, /empty, /write, anything else echoes the request as JSON."""
+    """Answer by path: /slow, /spin, /boom, /inject, /closing, /empty, /write; anything else (and /slow, /spin) echoes the request as JSON."""
     path = environ["PATH_INFO"]
     query = {name: values[0] for name, values in parse_qs(environ["QUERY_STRING"]).items()}
     if path == "/slow":
         Path(query["flag"]).write_text(str(os.getpid()))  # tells the test the request is being served now
         time.sleep(float(query.get("seconds", "0.5")))
+    if path == "/spin":  # busy for `ms` milliseconds of CPU, as a request doing real work is
+        until = time.process_time() + float(query.get("ms", "1")) / 1000
+        while time.process_time() < until:
+            pass
     if path == "/boom":
         raise RuntimeError("the probe fails on purpose")
     if path == "/inject":
         start_response("200 OK", [("X-Bad", "a\r\nSet-Cookie: stolen=1")])
         return [b"never sent"]
+    if path == "/closing":
+        start_response("200 OK", [("Content-Length", "3"), ("Connection", "close")])
+        return [b"bye"]
     if path == "/empty":
         start_response("204 No Content", [])
         return []

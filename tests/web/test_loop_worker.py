@@ -19,7 +19,7 @@ from gunicorn.glogging import Logger
 
 from mailer.db import Database
 from mailer.models import Event
-from mailer.web.loop_worker import MAX_BODY, LoopWorker
+from mailer.web.loop_worker import MAX_BODY, REQUESTS_PER_CONNECTION, LoopWorker
 from tests.support.factories import make_store
 from tests.support.gunicorn import Gunicorn
 
@@ -141,8 +141,9 @@ def test_write_and_the_returned_body_arrive_in_order_with_a_length(server: Gunic
     assert answer.body == b"written, then returned" and answer.headers["content-length"] == "22"
 
 
-def test_connection_close_and_http_1_0_close_after_the_answer(server: Gunicorn) -> None:
-    for request in (b"GET /bye HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", b"GET /old HTTP/1.0\r\n\r\n"):
+def test_connection_close_closes_after_the_answer(server: Gunicorn) -> None:
+    for request in (b"GET /bye HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", b"GET /old HTTP/1.0\r\n\r\n",
+                    b"GET /closing HTTP/1.1\r\nHost: t\r\n\r\n"):  # the client asks, HTTP/1.0's default, the app asks
         with server.connect() as sock:
             sock.sendall(request)
             answer = read_response(sock.makefile("rb"))
@@ -171,11 +172,13 @@ def test_an_idle_connection_is_closed_after_the_keep_alive_time(server: Gunicorn
 @pytest.mark.parametrize(("request_bytes", "status"), [
     (b"NOT HTTP AT ALL\r\n\r\n", 400),
     (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: nope\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400),
     (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414),
     (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(101)) + b"\r\n", 431),
     (b"GET / HTTP/1.1\r\nX-Long: " + b"a" * 9000 + b"\r\n\r\n", 431),
     (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY + 1), 413),
-], ids=["garbage", "bad-length", "long-url", "many-headers", "long-header", "declared-too-big"])
+], ids=["garbage", "bad-length", "length-and-chunked", "two-lengths", "long-url", "many-headers", "long-header", "declared-too-big"])
 def test_a_request_it_cannot_serve_is_answered_and_the_connection_closed(server: Gunicorn, request_bytes: bytes,
                                                                           status: int) -> None:
     with server.connect() as sock:
@@ -261,6 +264,44 @@ def test_worker_connections_caps_what_a_worker_holds(tmp_path: Path) -> None:
         for sock in held:
             sock.close()
         gunicorn.stop()
+
+
+def test_a_connection_is_closed_after_its_hundredth_answer(server: Gunicorn) -> None:
+    with server.connect() as sock:
+        reader = sock.makefile("rb")
+        for n in range(1, REQUESTS_PER_CONNECTION + 1):
+            sock.sendall(f"GET /{n} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+            answer = read_response(reader)
+            assert answer.headers.get("connection") == ("close" if n == REQUESTS_PER_CONNECTION else None)
+        assert closed_by_server(sock)
+
+
+def test_long_lived_connections_end_up_shared_by_the_workers(server: Gunicorn) -> None:
+    """However the first accepts fell, reconnections go to the worker that is free: both serve a fair part."""
+    served: list[int] = []
+
+    def client() -> None:
+        sock, reader = None, None
+        for _ in range(250):
+            if sock is None:
+                sock = server.connect()
+                reader = sock.makefile("rb")
+            sock.sendall(b"GET /spin?ms=2 HTTP/1.1\r\nHost: t\r\n\r\n")
+            answer = read_response(reader)
+            served.append(answer.json()["pid"])
+            if answer.headers.get("connection") == "close":
+                sock.close()
+                sock = None
+        if sock is not None:
+            sock.close()
+
+    clients = [threading.Thread(target=client) for _ in range(6)]
+    for thread in clients:
+        thread.start()
+    for thread in clients:
+        thread.join(timeout=60)
+    shares = sorted(served.count(pid) / len(served) for pid in set(served))
+    assert len(served) == 1500 and len(shares) == 2 and shares[0] > 0.25, shares
 
 
 def test_one_connection_is_accepted_per_turn_of_the_loop() -> None:
