@@ -110,6 +110,16 @@ def tree_cpu_seconds(pid: int) -> float:
     return total / CLOCK_TICKS
 
 
+def cpu_seconds_of_each(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) used so far by each live process of `pids`, itself only."""
+    used = {}
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields is not None:
+            used[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return used
+
+
 def peak_rss_mb(pid: int) -> float:
     """The peak resident set (VmHWM) of one live process, in MB."""
     try:

@@ -22,6 +22,8 @@ from bench.common import (
     ROOT,
     BenchPostgres,
     bench_env,
+    cpu_seconds_of_each,
+    descendants,
     free_port,
     stop_process,
     tree_cpu_seconds,
@@ -32,9 +34,10 @@ from bench.report import Table, rate, ratio
 from mailer.clock import utcnow
 from mailer.db import Database
 
-# One sync worker per core: with PostgreSQL and the load on the same 2 cores, 3 or 4 workers
+# One worker per core: with PostgreSQL and the load on the same 2 cores, 3 or 4 sync workers
 # measured slower (more CPU per request, and the same visitor's rows locked by each other), and
 # so did threads (BENCH_GUNICORN_THREADS=4: gthread workers, half the single-event rate).
+MAX_RATE = 20_000  # requests per second of a run at most (wrk stops at seconds × this): the load stays bounded
 GUNICORN_WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", "2"))
 GUNICORN_THREADS = int(os.environ.get("BENCH_GUNICORN_THREADS", "1"))  # over 1: gthread workers
 GUNICORN_WORKER = os.environ.get("BENCH_GUNICORN_WORKER", "loop")  # loop (mailer's LoopWorker) or sync
@@ -107,6 +110,12 @@ class Gunicorn:
         """CPU seconds used by the master and its workers."""
         return tree_cpu_seconds(self.process.pid) if self.process else 0.0
 
+    def workers_cpu_seconds(self) -> dict[int, float]:
+        """CPU seconds used so far by each worker process (the master's children)."""
+        if self.process is None:
+            return {}
+        return cpu_seconds_of_each([pid for pid in descendants(self.process.pid) if pid != self.process.pid])
+
     def stop(self) -> None:
         """Stop it."""
         if self.process is not None:
@@ -131,6 +140,7 @@ class Load:
     app_cpu_ms: float = 0.0
     postgres_cpu_ms: float = 0.0
     wrk_cpu_s: float = 0.0
+    busiest_worker_share: float = 0.0  # of the workers' CPU during the run: 50 % when 2 workers share it evenly
 
     @property
     def per_second(self) -> float:
@@ -165,9 +175,11 @@ def measure(name: str, server: Gunicorn, path: str, script: str, env: dict[str, 
             postgres: BenchPostgres | None, batch: int = 1) -> Load:
     """One bounded wrk run against `server`, with the CPU the server and PostgreSQL used meanwhile."""
     app_cpu = server.cpu_seconds()
+    workers_before = server.workers_cpu_seconds()
     pg_cpu = postgres.cpu_seconds() if postgres else 0.0
-    figures = wrk(server.url + path, script, env, seconds, max_requests=int(seconds * 20_000))
+    figures = wrk(server.url + path, script, env, seconds, max_requests=int(seconds * MAX_RATE))
     app_cpu = server.cpu_seconds() - app_cpu
+    workers = {pid: used - workers_before.get(pid, 0.0) for pid, used in server.workers_cpu_seconds().items()}
     pg_cpu = (postgres.cpu_seconds() - pg_cpu) if postgres else 0.0
     ok = int(figures["ok"]) or 1
     return Load(
@@ -176,6 +188,7 @@ def measure(name: str, server: Gunicorn, path: str, script: str, env: dict[str, 
         seconds=figures["duration_us"] / 1e6, p50_ms=figures["p50_us"] / 1000, p99_ms=figures["p99_us"] / 1000,
         events_per_request=batch, app_cpu_ms=1000 * app_cpu / ok, postgres_cpu_ms=1000 * pg_cpu / ok,
         wrk_cpu_s=figures["wrk_cpu_s"],
+        busiest_worker_share=max(workers.values()) / (sum(workers.values()) or 1.0) if workers else 0.0,
     )
 
 
@@ -314,6 +327,11 @@ def run(quick: bool, workdir: Path, postgres: BenchPostgres) -> Table:
             f"{_workers_kind()} against gunicorn's sync workers (the baseline rows, same app and load): track batch of 1 "
             f"{_times(loads['track 1'].per_second, loads['sync track 1'].per_second)}, pixel "
             f"{_times(loads['open'].per_second, loads['sync open'].per_second)}; the bare rows ran on {_workers_kind()} too")
+    capped = [load.name for load in loads.values() if load.per_second >= 0.99 * MAX_RATE]
+    if capped:
+        table.notes.append(f"reached the load's bound of {MAX_RATE:,} req/s (so the true figure is higher): " + "; ".join(capped))
+    table.notes.append("the busiest worker's share of the workers' CPU, per run: " + ", ".join(
+        f"{key} {load.busiest_worker_share:.0%}" for key, load in loads.items()))
     table.notes.append(f"{STORES} stores' public keys in turn: the per-key limit (50/s, burst 200) is never reached")
     table.data = {"loads": {key: dict(load.__dict__, per_second=load.per_second, events_per_second=load.events_per_second)
                             for key, load in loads.items()}, "stored_events": stored, "expected_events": expected}
