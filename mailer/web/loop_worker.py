@@ -9,6 +9,11 @@ work blocks the loop exactly as it blocks a sync worker, so the app sees the sam
 request per process at once, no threads) and the master's timeout still kills a stuck worker.
 Run it with `gunicorn -k mailer.web.loop_worker.LoopWorker wsgi:app` (gunicorn.conf.py does).
 
+Workers share the connections: each accepts one per turn of its loop, and a connection closes
+after REQUESTS_PER_CONNECTION answers so its client reconnects to whichever worker is free (bench
+README: without that, one worker could hold all of a burst's connections while the other idled).
+A slow request delays the other connections its worker holds, up to that request's time.
+
 The request body is read whole before the app runs (at most MAX_BODY bytes, else 413), and the
 response is written whole after the app returns, with a Content-Length when the app gave none:
 our responses are small, and a slow client then costs buffer space, not a blocked process.
