@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -305,6 +306,12 @@ def test_long_lived_connections_end_up_shared_by_the_workers(server: Gunicorn) -
 
 
 def test_one_connection_is_accepted_per_turn_of_the_loop() -> None:
+    # On a thread of its own: Playwright's sync API keeps a loop running on the main thread for the session.
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(_accept_once_with_three_waiting).result(timeout=30)
+
+
+def _accept_once_with_three_waiting() -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     clients = [socket.create_connection(listener.getsockname()) for _ in range(3)]
     config = Config()
