@@ -294,16 +294,18 @@ def run(quick: bool, workdir: Path, postgres: BenchPostgres) -> Table:
                                  {"BENCH_PATHS": str(clicks)}, seconds, postgres)
     finally:
         server.stop()
-    if GUNICORN_WORKER == "loop" and GUNICORN_THREADS == 1:  # the baseline: what gunicorn's default worker makes of it
-        sync = Gunicorn("wsgi:app", env, workdir, worker="sync").start("/healthz")
-        try:
-            loads["sync track 1"] = measure("baseline: POST /api/v1/track, batch of 1, gunicorn's sync workers", sync,
-                                            "/api/v1/track", "wrk_track.lua", post_env(1, "s1"), seconds, postgres)
-            loads["sync open"] = measure("baseline: GET /t/o/<token>, gunicorn's sync workers", sync, "/",
-                                         "wrk_get.lua", {"BENCH_PATHS": str(opens)}, seconds, postgres)
-        finally:
-            sync.stop()
-    database.dispose()
+    try:
+        if GUNICORN_WORKER == "loop" and GUNICORN_THREADS == 1:  # the baseline: what gunicorn's default worker makes of it
+            sync = Gunicorn("wsgi:app", env, workdir, worker="sync").start("/healthz")
+            try:
+                loads["sync track 1"] = measure("baseline: POST /api/v1/track, batch of 1, gunicorn's sync workers",
+                                                sync, "/api/v1/track", "wrk_track.lua", post_env(1, "s1"), seconds, postgres)
+                loads["sync open"] = measure("baseline: GET /t/o/<token>, gunicorn's sync workers", sync, "/",
+                                             "wrk_get.lua", {"BENCH_PATHS": str(opens)}, seconds, postgres)
+            finally:
+                sync.stop()
+    finally:
+        database.dispose()
 
     ceilings = {"ceiling 1": "ceiling 1", "floor 1": "ceiling 1", "ceiling 10": "ceiling 10", "ceiling get": "ceiling get",
                 "track 1": "ceiling 1", "track 10": "ceiling 10", "open": "ceiling get", "click": "ceiling get",

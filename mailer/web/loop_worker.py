@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import signal
 import socket
 import sys
 import time
@@ -271,8 +272,6 @@ class LoopWorker(Worker):
     def init_signals(self) -> None:
         """gunicorn's handlers, minus its wake-up pipe: the loop's tick notices `alive` turning False."""
         super().init_signals()
-        import signal
-
         signal.set_wakeup_fd(-1)
 
     def run(self) -> None:
