@@ -17,7 +17,7 @@ A slow request delays the other connections its worker holds, up to that request
 The request body is read whole before the app runs (at most MAX_BODY bytes, else 413), and the
 response is written whole after the app returns, with a Content-Length when the app gave none:
 our responses are small, and a slow client then costs buffer space, not a blocked process.
-gunicorn's access log is not written by this worker (log at the proxy in front of it).
+gunicorn's access log (--access-logfile) is written as its own workers write it.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from email.utils import formatdate
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -173,7 +175,7 @@ class _Connection(asyncio.Protocol):
             return  # a request pipelined behind one that closed the connection: never answered
         self.answered += 1
         keep_alive = self.parser.should_keep_alive() and self.answered < REQUESTS_PER_CONNECTION
-        response, keep_alive = self.worker.answer(self._environ(), keep_alive)
+        response, keep_alive = self.worker.answer(self._environ(), keep_alive, self.headers)
         self.transport.write(response)
         self.in_request = False
         self.since = time.monotonic()
@@ -376,8 +378,10 @@ class LoopWorker(Worker):
         """True when a trusted proxy's header says the client came over HTTPS (gunicorn's secure_scheme_headers)."""
         return any(environ.get(key, "").lower() == value for key, value in self._secure_headers.items())
 
-    def answer(self, environ: dict[str, Any], keep_alive: bool) -> tuple[bytes, bool]:
+    def answer(self, environ: dict[str, Any], keep_alive: bool,
+               request_headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
         """Run the app on `environ`; the whole HTTP response (status line, headers, body) and whether to keep the connection."""
+        started = time.perf_counter()
         self.nr += 1
         if self.nr >= self.max_requests:
             self.log.info("Autorestarting worker after current request.")
@@ -394,8 +398,24 @@ class LoopWorker(Worker):
             body, keep_alive = b"Internal Server Error", False
         # A stop asked for while the app ran, or the app's own "Connection: close", closes this connection.
         keep_alive = keep_alive and self.alive and not response.closes
-        return response.encode(body, head=environ["REQUEST_METHOD"] == "HEAD", keep_alive=keep_alive,
-                               http10=environ["SERVER_PROTOCOL"] == "HTTP/1.0", date=self.date.now()), keep_alive
+        head = environ["REQUEST_METHOD"] == "HEAD"
+        encoded = response.encode(body, head=head, keep_alive=keep_alive,
+                                  http10=environ["SERVER_PROTOCOL"] == "HTTP/1.0", date=self.date.now())
+        if self._access_log:
+            self._log_access(response, 0 if head else len(body), request_headers, environ, time.perf_counter() - started)
+        return encoded, keep_alive
+
+    @property
+    def _access_log(self) -> bool:
+        # gunicorn 23+ says whether any access log is configured; older ones decide inside log.access.
+        return bool(getattr(self.log, "access_log_enabled", True))
+
+    def _log_access(self, response: _Response, sent: int, request_headers: list[tuple[bytes, bytes]],
+                    environ: dict[str, Any], seconds: float) -> None:
+        """One line in gunicorn's access log (--access-logfile, --access-logformat), as its own workers write."""
+        answered = SimpleNamespace(status=response.status, headers=response.headers, sent=sent)
+        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request_headers]
+        self.log.access(answered, headers, environ, timedelta(seconds=seconds))
 
 
 class _Response:

@@ -6,6 +6,7 @@ import asyncio
 import http.client
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -350,6 +351,30 @@ def test_a_graceful_stop_finishes_the_request_in_flight(tmp_path: Path) -> None:
         assert answer.status == 200 and answer.headers["connection"] == "close"
         stopping.join(timeout=30)
     assert not stopping.is_alive() and "Worker exiting" in (tmp_path / "log").read_text()
+
+
+def test_the_access_log_is_gunicorns(tmp_path: Path) -> None:
+    access = tmp_path / "access.log"
+    gunicorn = Gunicorn(PROBE, tmp_path / "log", "--access-logfile", str(access), "--access-logformat",
+                        '%(h)s "%(r)s" %(s)s %(b)s "%({user-agent}i)s" %({content-type}o)s %(D)s').start()
+    try:
+        with gunicorn.connect() as sock:
+            sock.sendall(b"GET /logged?x=1 HTTP/1.1\r\nHost: t\r\nUser-Agent: probe/1.0\r\n\r\n")
+            answer = read_response(sock.makefile("rb"))
+            sock.sendall(b"HEAD /logged HTTP/1.1\r\nHost: t\r\n\r\n")
+            read_response(sock.makefile("rb"), head=True)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "HEAD /logged" not in (access.read_text() if access.exists() else ""):
+            time.sleep(0.05)
+        lines = [line for line in access.read_text().splitlines() if "/logged" in line]
+    finally:
+        gunicorn.stop()
+    first, head = (re.fullmatch(r'(\S+) "([^"]*)" (\d+) (\d+) "([^"]*)" (\S+) (\d+)', line) for line in lines)
+    assert first is not None and head is not None, lines
+    address, request, status, sent, agent, content_type, micros = first.groups()
+    assert (address, request, status, int(sent)) == ("127.0.0.1", "GET /logged?x=1 HTTP/1.1", "200", len(answer.body))
+    assert agent == "probe/1.0" and content_type == "application/json" and int(micros) > 0
+    assert head.group(2, 3, 4) == ("HEAD /logged HTTP/1.1", "200", "0")  # a HEAD sends no body
 
 
 def test_max_requests_restarts_the_worker(tmp_path: Path) -> None:
