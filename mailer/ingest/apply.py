@@ -169,14 +169,10 @@ def _ingest_together(
         return result
     browsers = {event.anonymous_id for _, event in events if event.anonymous_id is not None}
     owners = owners_of_browsers(session, store.id, browsers)
-
-    def born_with(event: ValidEvent) -> int | None:  # given its browser's owner as the batch has left it so far
-        return claimed_contact(event, owners.get(event.anonymous_id) if event.anonymous_id else None)
-
     # Each row is claimed with the contact its browser's owner before the batch gives it, even
     # after an identify: one that names the same person (the commonest) then leaves it right,
     # and _BatchRows tells which rows end with someone else.
-    rows = [event_row(store.id, event, now, born_with(event)) for _, event in events]
+    rows = [event_row(store.id, event, now, _born_with(event, owners)) for _, event in events]
     claimed = claim_event_ids(session, rows)
     batch_rows = _BatchRows(rows, claimed)
     for _, event in events:
@@ -186,9 +182,9 @@ def _ingest_together(
         claimed.discard(event.event_id)  # a second copy in the same batch is a duplicate
         result.accepted += 1
         browser = event.anonymous_id
-        # One by one, this row is born with that contact, or (an email naming someone else, or
-        # no owner yet) given its email's by apply_effects.
-        known = born_with(event)
+        # One by one, this row is born with its browser's owner as the batch has left it so far,
+        # or (an email naming someone else, or no owner yet) given its email's by apply_effects.
+        known = _born_with(event, owners)
         if known is not None:
             batch_rows.due(event.event_id, known)
         if is_plain_view(event, known):
@@ -299,6 +295,11 @@ def claimed_contact(event: ValidEvent, owner: Owner | None) -> int | None:
     return owner.contact_id
 
 
+def _born_with(event: ValidEvent, owners: dict[str, Owner]) -> int | None:
+    # claimed_contact for an event whose browser's owner, if it has one, is in `owners`.
+    return claimed_contact(event, owners.get(event.anonymous_id) if event.anonymous_id else None)
+
+
 def is_plain_view(event: ValidEvent, born_with: int | None = None) -> bool:
     """True for an event whose only effect is its own row: a product view without an email, or born with its email's contact.
 
@@ -313,10 +314,7 @@ def record_views(session: Session, store: IngestingStore, events: Sequence[Valid
         return 0
     browsers = {event.anonymous_id for event in events if event.anonymous_id is not None}
     owners = owners_of_browsers(session, store.id, browsers)
-    rows = []
-    for event in events:
-        owner = owners.get(event.anonymous_id) if event.anonymous_id else None
-        rows.append(event_row(store.id, event, now, claimed_contact(event, owner)))
+    rows = [event_row(store.id, event, now, _born_with(event, owners)) for event in events]
     return insert_ignoring_conflicts(session, Event, rows)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,24 +31,20 @@ from mailer.clock import utcnow
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.stores import create_store
+from tests.support import ports
 
 ROOT = Path(__file__).resolve().parents[2]
 STORE_PAGES = Path(__file__).parent / "store"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 TRACK_PATH = "/api/v1/track"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+LOADED = "window.mailer && window.mailer.loaded === true"  # the snippet has loaded on the page
 
 
 @pytest.fixture
 def free_port() -> Callable[[], int]:
     """`free_port()`: a loopback port nothing listens on (the 'API is down' test points there)."""
-    return _free_port
+    return ports.free_port
 
 
 @dataclass(frozen=True)
@@ -183,6 +178,17 @@ def _store_handler(site: dict[str, str]) -> type[BaseHTTPRequestHandler]:
             pass  # keep test output clean
 
     return Handler
+
+
+def fill_a_cart(page: Page, site: StoreSite) -> None:
+    """A visitor views a product while anonymous, goes back to the shop and adds a mug and two teas."""
+    page.goto(site.page_url("product.html"))
+    page.wait_for_function(LOADED)
+    page.click("text=Back to the shop")
+    page.wait_for_function(LOADED)
+    page.click("#add-mug")
+    page.click("#add-tea")
+    page.click("#add-tea")
 
 
 @contextmanager

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from mailer.models import Cart, Contact, Event
+from tests.browser.conftest import LOADED, fill_a_cart
 
 SNIPPET = Path(__file__).resolve().parents[2] / "mailer" / "web" / "static" / "snippet.js"
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-LOADED = "window.mailer && window.mailer.loaded === true"
 RETRY_QUEUE = "JSON.parse(localStorage.getItem('mailer_retry') || '[]')"
 
 
@@ -38,13 +38,7 @@ def test_a_visitor_who_types_an_email_becomes_one_contact_with_cart_and_history(
     mailer_server, store_site, context, watched_page, wait_until, screenshot
 ) -> None:
     page, problems = watched_page
-    page.goto(store_site.page_url("product.html"))  # an anonymous product view
-    page.wait_for_function(LOADED)
-    page.click("text=Back to the shop")
-    page.wait_for_function(LOADED)
-    page.click("#add-mug")
-    page.click("#add-tea")
-    page.click("#add-tea")
+    fill_a_cart(page, store_site)
     page.fill("#signup-email", "not-an-email")
     page.keyboard.press("Tab")  # change + blur: refused client-side, nothing is sent
     page.fill("#signup-email", "Shopper@Example.com")

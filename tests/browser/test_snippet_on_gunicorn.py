@@ -14,10 +14,8 @@ from mailer.clock import utcnow
 from mailer.db import Database
 from mailer.models import Cart, Contact, Event
 from mailer.stores import create_store
-from tests.browser.conftest import serve_store_site
+from tests.browser.conftest import fill_a_cart, serve_store_site
 from tests.support.gunicorn import Gunicorn
-
-LOADED = "window.mailer && window.mailer.loaded === true"
 
 
 @dataclass
@@ -55,13 +53,7 @@ def test_a_shopper_on_a_store_page_becomes_a_contact_with_cart_and_history(
 ) -> None:
     page, problems = watched_page
     with serve_store_site(gunicorn_app.url, gunicorn_app.public_key) as site:
-        page.goto(site.page_url("product.html"))
-        page.wait_for_function(LOADED)
-        page.click("text=Back to the shop")
-        page.wait_for_function(LOADED)
-        page.click("#add-mug")
-        page.click("#add-tea")
-        page.click("#add-tea")
+        fill_a_cart(page, site)
         page.fill("#signup-email", "Shopper@Example.com")
         page.keyboard.press("Tab")
         page.click("#signup button")

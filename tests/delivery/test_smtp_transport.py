@@ -26,6 +26,7 @@ from mailer.delivery import (
     transport_from_settings,
 )
 from mailer.errors import ConfigError, PermanentDeliveryError, TransientDeliveryError
+from tests.support.ports import free_port
 from tests.support.smtp_server import SMTPSink
 
 SENDER = "shop@store.example"
@@ -451,12 +452,6 @@ def test_pipelined_delivery_to_postfix_smtp_sink(make_transport, tmp_path) -> No
     finally:
         sink.terminate()
         sink.wait(timeout=5)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _accepts(port: int) -> bool:

@@ -11,11 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.ports import free_port
 
 
 def _find(binary: str) -> str:
@@ -32,7 +28,7 @@ class TempPostgres:
     """Start with `start()`, get `url`, stop with `stop()`; runs as `postgres` when we are root."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="mailer-pg-"))
         self.data = self.dir / "data"
         self.user = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
