@@ -12,6 +12,9 @@ from urllib.parse import urlsplit
 from mailer.errors import ConfigError
 
 ENVIRONMENTS = ("development", "test", "production")
+# inline: the snippet's requests are applied before the 202; queued: kept, then applied within
+# about a second in bulk (mailer.ingest.track_queue), for sites whose traffic outruns inline.
+INGEST_MODES = ("inline", "queued")
 
 
 @dataclass(frozen=True)
@@ -34,12 +37,18 @@ class Settings:
     # out: 20 × 200 messages (send_batch_size) ≈ 4,000 emails, well inside a 2-minute lease for one
     # worker process. Raise it (MAILER_DISPATCH_MAX_BATCHES) when you run many workers.
     dispatch_max_batches: int = 20
+    ingest_mode: str = "inline"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def distributed(self) -> bool:
         """True when work goes through Celery on Redis rather than the in-process worker."""
         return self.redis_url is not None
+
+    @property
+    def queues_tracking(self) -> bool:
+        """True when the snippet's requests are queued by the 202 and applied just after (MAILER_INGEST_MODE)."""
+        return self.ingest_mode == "queued"
 
     @property
     def captures_email(self) -> bool:
@@ -107,6 +116,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     smtp_url = env.get("MAILER_SMTP_URL") or None
     if smtp_url:
         _checked_url("MAILER_SMTP_URL", smtp_url, ("smtp", "smtps"))
+    ingest_mode = env.get("MAILER_INGEST_MODE") or "inline"
+    if ingest_mode not in INGEST_MODES:
+        raise ConfigError(f"MAILER_INGEST_MODE must be one of {', '.join(INGEST_MODES)}; got {ingest_mode!r}")
     base_url = (env.get("MAILER_BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
     _checked_url("MAILER_BASE_URL", base_url, ("http", "https"))
 
@@ -123,6 +135,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "send_batch_size": int(_positive_number(env, "MAILER_SEND_BATCH_SIZE", 200)),
         "tick_interval_seconds": _positive_number(env, "MAILER_TICK_INTERVAL", 5.0),
         "dispatch_max_batches": int(_positive_number(env, "MAILER_DISPATCH_MAX_BATCHES", 20, whole=True)),
+        "ingest_mode": ingest_mode,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

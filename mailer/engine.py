@@ -19,6 +19,7 @@ from mailer.campaigns.winback import winback_stage
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.delivery import Transport
+from mailer.ingest.track_queue import drain
 from mailer.models import Store
 from mailer.outbox.compose import TemplateLibrary
 from mailer.outbox.digest import send_digests
@@ -60,6 +61,7 @@ class TickReport:
     skipped: int = 0
     deferred: int = 0
     digests: int = 0
+    queued_applied: int = 0  # snippet events applied from the track queue first (MAILER_INGEST_MODE=queued)
 
     def as_dict(self) -> dict[str, object]:
         """Plain data for JSON."""
@@ -141,12 +143,15 @@ def tick(
     clock: Callable[[], datetime] | None = None,
     max_claims: int | None = None,
 ) -> TickReport:
-    """Plan everything due at `now`, then send it: inline, or through `dispatch` when given.
+    """Apply the queued snippet events, plan everything due at `now`, then send it: inline, or through `dispatch` when given.
 
     Running it twice at the same `now` sends nothing new: planning is idempotent (unique keys) and
     sent rows are never claimed again.
     """
     report = TickReport(now=now.isoformat())
+    # Queued snippet events first: a cart or an order still in the queue must count at `now`.
+    drained = drain(database)
+    report.queued_applied = drained.accepted
     report.planned = plan(database, now)
     if dispatch is None:
         send_due_inline(database, transport, settings, now, report, clock=clock)

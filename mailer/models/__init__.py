@@ -16,6 +16,7 @@ from mailer.models.store import Store
 from mailer.models.suppression import Suppression
 from mailer.models.task import ManagerTask
 from mailer.models.template_version import TemplateVersion
+from mailer.models.track_queue import QueuedTrack
 from mailer.models.tracking import TrackingEvent
 from mailer.models.user import User
 
@@ -36,6 +37,7 @@ __all__ = [
     "ManagerTask",
     "Message",
     "Order",
+    "QueuedTrack",
     "Store",
     "Suppression",
     "TemplateVersion",

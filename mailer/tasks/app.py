@@ -14,7 +14,14 @@ from mailer.config import Settings, load_settings
 from mailer.errors import ConfigError
 from mailer.tasks import periodic, sending
 from mailer.tasks.health import require_noeviction
-from mailer.tasks.names import HOUSEKEEPING, PERIODIC_QUEUE, SEND_CLAIM, SEND_QUEUE, TICK
+from mailer.tasks.names import (
+    APPLY_TRACK_QUEUE,
+    HOUSEKEEPING,
+    PERIODIC_QUEUE,
+    SEND_CLAIM,
+    SEND_QUEUE,
+    TICK,
+)
 from mailer.tasks.resources import ProcessResources
 from mailer.tasks.schedule import beat_schedule
 
@@ -71,6 +78,7 @@ def make_celery(settings: Settings) -> MailerCelery:
             SEND_CLAIM: {"queue": SEND_QUEUE},
             TICK: {"queue": PERIODIC_QUEUE},
             HOUSEKEEPING: {"queue": PERIODIC_QUEUE},
+            APPLY_TRACK_QUEUE: {"queue": PERIODIC_QUEUE},
         },
         beat_schedule=beat_schedule(settings),
     )

@@ -1,8 +1,9 @@
-"""The periodic jobs: the engine tick (never two at once, thanks to a Redis lock) and daily housekeeping."""
+"""The periodic jobs: the engine tick (never two at once, thanks to a Redis lock), the track queue and daily housekeeping."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -13,9 +14,10 @@ from sqlalchemy.orm import Session
 
 from mailer.clock import utcnow
 from mailer.engine import tick
+from mailer.ingest.track_queue import drain
 from mailer.models import CapturedEmail
 from mailer.tasks.dispatch import dispatch_budget_for, make_dispatcher
-from mailer.tasks.names import HOUSEKEEPING, TICK
+from mailer.tasks.names import APPLY_TRACK_QUEUE, HOUSEKEEPING, TICK
 
 if TYPE_CHECKING:
     from mailer.tasks.app import MailerCelery
@@ -71,6 +73,15 @@ def housekeeping(resources: ProcessResources) -> dict[str, int]:
     return {"captured_deleted": captured}
 
 
+# A drain stops between groups after this long: the next run (a second later) goes on.
+QUEUE_DRAIN_SECONDS = 20.0
+
+
+def apply_track_queue(resources: ProcessResources) -> dict[str, int]:
+    """Apply the queued snippet events (MAILER_INGEST_MODE=queued); processes share stores, one each at a time."""
+    return asdict(drain(resources.database, max_seconds=QUEUE_DRAIN_SECONDS))
+
+
 def _tick_task(task: Any) -> dict[str, Any] | None:
     return run_tick(task.app)
 
@@ -79,7 +90,12 @@ def _housekeeping_task(task: Any) -> dict[str, int]:
     return housekeeping(task.app.resources)
 
 
+def _apply_track_queue_task(task: Any) -> dict[str, int]:
+    return apply_track_queue(task.app.resources)
+
+
 def register(app: MailerCelery) -> None:
     """Register the periodic tasks on `app`."""
     app.task(name=TICK, bind=True, time_limit=TICK_TIME_LIMIT)(_tick_task)
     app.task(name=HOUSEKEEPING, bind=True, time_limit=TICK_TIME_LIMIT)(_housekeeping_task)
+    app.task(name=APPLY_TRACK_QUEUE, bind=True, time_limit=TICK_TIME_LIMIT)(_apply_track_queue_task)

@@ -8,13 +8,14 @@ from typing import Any
 from celery.schedules import crontab
 
 from mailer.config import Settings
-from mailer.tasks.names import HOUSEKEEPING, TICK
+from mailer.ingest.track_queue import QUEUE_INTERVAL_SECONDS
+from mailer.tasks.names import APPLY_TRACK_QUEUE, HOUSEKEEPING, TICK
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     """Celery's `beat_schedule` for these settings."""
     interval = settings.tick_interval_seconds
-    return {
+    table: dict[str, dict[str, Any]] = {
         "engine-tick": {
             "task": TICK,
             "schedule": timedelta(seconds=interval),
@@ -27,3 +28,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "options": {"expires": 6 * 3600},
         },
     }
+    if settings.queues_tracking:
+        table["apply-track-queue"] = {
+            "task": APPLY_TRACK_QUEUE,
+            "schedule": timedelta(seconds=QUEUE_INTERVAL_SECONDS),
+            # Each run drains what it finds; runs nobody took in time are dropped, not stacked.
+            "options": {"expires": QUEUE_INTERVAL_SECONDS * 5},
+        }
+    return table

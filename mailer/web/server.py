@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 
 from werkzeug.serving import make_server
 
@@ -14,12 +15,13 @@ from mailer.config import Settings
 from mailer.db import Database
 from mailer.delivery import transport_from_settings
 from mailer.engine import tick
+from mailer.ingest.track_queue import QUEUE_INTERVAL_SECONDS, drain
 
 log = logging.getLogger(__name__)
 
 
 class Scheduler(threading.Thread):
-    """Ticks the engine every `interval` seconds; one thread, so two ticks never overlap."""
+    """Ticks the engine every `interval` seconds (and applies queued snippet events between); one thread, so two ticks never overlap."""
 
     def __init__(self, settings: Settings, database: Database) -> None:
         super().__init__(name="mailer-scheduler", daemon=True)
@@ -29,13 +31,21 @@ class Scheduler(threading.Thread):
 
     def run(self) -> None:
         transport = transport_from_settings(self.settings, self.database)
+        interval = self.settings.tick_interval_seconds
+        # Queued snippet events are applied every second between ticks (each tick applies them first).
+        pause = min(interval, QUEUE_INTERVAL_SECONDS) if self.settings.queues_tracking else interval
+        next_tick = time.monotonic()
         try:
             while not self.stopping.is_set():
                 try:
-                    tick(self.database, transport, self.settings, utcnow(), clock=utcnow)
+                    if time.monotonic() >= next_tick:
+                        next_tick = time.monotonic() + interval
+                        tick(self.database, transport, self.settings, utcnow(), clock=utcnow)
+                    else:
+                        drain(self.database)
                 except Exception:  # keep ticking: one bad pass must not stop the engine
                     log.exception("engine tick failed")
-                self.stopping.wait(self.settings.tick_interval_seconds)
+                self.stopping.wait(pause)
         finally:
             transport.close()
 

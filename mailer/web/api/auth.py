@@ -14,7 +14,7 @@ from mailer.web.database import db_session
 
 # The shapes keys are issued in; anything else is unknown without asking the database.
 _SECRET_KEY = re.compile(r"sk_[A-Za-z0-9]{1,125}")
-_PUBLIC_KEY = re.compile(r"pk_[A-Za-z0-9]{1,61}")
+PUBLIC_KEY_SHAPE = re.compile(r"pk_[A-Za-z0-9]{1,61}")
 
 
 def secret_key_store() -> Store:
@@ -38,7 +38,7 @@ def public_key_store(key: object) -> PublicStore:
     """The store of a snippet's public key (cached for seconds, see public_stores); 401 when there is none."""
     if not isinstance(key, str) or not key:
         raise Unauthorized("missing key: send the store's public key (pk_…) as \"key\"")
-    store = public_stores().get(db_session(), key) if _PUBLIC_KEY.fullmatch(key) else None
+    store = public_stores().get(db_session(), key) if PUBLIC_KEY_SHAPE.fullmatch(key) else None
     if store is None:
         raise Unauthorized("unknown public key")
     g.api_store = store

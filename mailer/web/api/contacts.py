@@ -15,6 +15,7 @@ from mailer.clock import utcnow
 from mailer.errors import NotFound, ValidationError
 from mailer.ingest.erasure import erase_contact
 from mailer.ingest.identity import find_contact, normalize_email
+from mailer.ingest.payload import json_object
 from mailer.models import (
     Campaign,
     Cart,
@@ -28,7 +29,7 @@ from mailer.segments.lifecycle import audience_of, days_since, tier_for_days
 from mailer.segments.queries import store_thresholds
 from mailer.tracking.suppressions import is_suppressed
 from mailer.web.api.auth import secret_key_store
-from mailer.web.api.body import json_object, read_body
+from mailer.web.api.body import read_body
 from mailer.web.api.ratelimit import check_rate
 from mailer.web.database import db_session
 

@@ -29,14 +29,17 @@ def origin_host(origin: str | None) -> str | None:
     return host
 
 
-def _local_allowed(host: str) -> bool:
-    return host in _LOCAL_HOSTS and settings().env in ("development", "test")
+def _local_allowed(host: str, env: str | None = None) -> bool:
+    return host in _LOCAL_HOSTS and (env or settings().env) in ("development", "test")
 
 
-def origin_allowed_for(store: Store | PublicStore, origin: str | None) -> bool:
-    """True when a page at `origin` belongs to the store's domain (or is local in development)."""
+def origin_allowed_for(store: Store | PublicStore, origin: str | None, *, env: str | None = None) -> bool:
+    """True when a page at `origin` belongs to the store's domain (or is local in development).
+
+    `env` is the settings' (default: the current app's).
+    """
     host = origin_host(origin)
-    return host is not None and (host_in_domain(host, store.domain) or _local_allowed(host))
+    return host is not None and (host_in_domain(host, store.domain) or _local_allowed(host, env))
 
 
 def origin_of_any_store(origin: str | None) -> bool:

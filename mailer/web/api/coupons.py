@@ -6,9 +6,10 @@ from flask import Blueprint, Response, jsonify
 
 from mailer.clock import utcnow
 from mailer.errors import ValidationError
+from mailer.ingest.payload import json_object
 from mailer.rendering.coupons import coupon_status, find_coupon
 from mailer.web.api.auth import secret_key_store
-from mailer.web.api.body import json_object, read_body
+from mailer.web.api.body import read_body
 from mailer.web.api.ratelimit import check_rate
 from mailer.web.database import db_session
 

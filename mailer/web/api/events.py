@@ -7,8 +7,9 @@ from flask import Blueprint, Response, jsonify, request
 from mailer.clock import utcnow
 from mailer.db import commit_each_statement
 from mailer.ingest.apply import apply_batch, ingest_batch, validate_batch
+from mailer.ingest.payload import batch_of, json_object
 from mailer.web.api.auth import public_key_store, secret_key_store
-from mailer.web.api.body import batch_of, json_object, read_body
+from mailer.web.api.body import read_body
 from mailer.web.api.cors import add_cors_headers, preflight_response
 from mailer.web.api.ratelimit import check_rate
 from mailer.web.database import db_session

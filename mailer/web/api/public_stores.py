@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flask import current_app
-from sqlalchemy import bindparam, select
+from flask import Flask, current_app
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from mailer.models import Store
@@ -45,13 +45,14 @@ class PublicStoreCache:
         self._answers: dict[str, tuple[float, PublicStore | None]] = {}
         self._lock = threading.Lock()
 
-    def get(self, session: Session, public_key: str) -> PublicStore | None:
+    def get(self, session: Session | Connection, public_key: str) -> PublicStore | None:
         """The store of `public_key`, from memory when asked within the last `ttl` seconds."""
         now = self.clock()
         cached = self._answers.get(public_key)
         if cached is not None and cached[0] > now:
             return cached[1]
-        row = session.connection().execute(_BY_KEY, {"public_key": public_key}).first()
+        connection = session.connection() if isinstance(session, Session) else session
+        row = connection.execute(_BY_KEY, {"public_key": public_key}).first()
         answer = PublicStore(*row) if row is not None else None
         with self._lock:
             if len(self._answers) >= MAX_KEYS:  # a flood of made-up keys must not grow memory
@@ -65,9 +66,10 @@ class PublicStoreCache:
             self._answers.clear()
 
 
-def public_stores() -> PublicStoreCache:
-    """The current app's cache (one per app, so two apps on two databases never share answers)."""
-    cache: PublicStoreCache | None = current_app.extensions.get("mailer_public_stores")
+def public_stores(app: Flask | None = None) -> PublicStoreCache:
+    """The app's cache (default: the current app's; one per app, so two apps on two databases never share answers)."""
+    extensions = (app or current_app).extensions
+    cache: PublicStoreCache | None = extensions.get("mailer_public_stores")
     if cache is None:
-        cache = current_app.extensions.setdefault("mailer_public_stores", PublicStoreCache())
+        cache = extensions.setdefault("mailer_public_stores", PublicStoreCache())
     return cache

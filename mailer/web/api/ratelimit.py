@@ -95,9 +95,15 @@ def use_limiter(app: Flask, kind: str, limiter: RateLimiter) -> None:
     app.extensions[_EXTENSION][kind] = limiter
 
 
+def rate_limiter(app: Flask, kind: str) -> RateLimiter:
+    """The app's `public` or `secret` limiter."""
+    limiter: RateLimiter = app.extensions[_EXTENSION][kind]
+    return limiter
+
+
 def check_rate(kind: str, key: str) -> None:
     """Count one request for `key` against the `public` or `secret` limiter; 429 when over."""
-    limiter: RateLimiter = current_app.extensions[_EXTENSION][kind]
+    limiter = rate_limiter(current_app, kind)
     wait = limiter.hit(key)
     if wait is not None:
         raise RetryLater(wait)

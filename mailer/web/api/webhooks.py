@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify, request
 from mailer.clock import utcnow
 from mailer.errors import Unauthorized, ValidationError
 from mailer.ingest.apply import ingest_batch
+from mailer.ingest.payload import parse_json
 from mailer.ingest.webhooks import (
     is_woocommerce_ping,
     shopify_events,
@@ -17,7 +18,7 @@ from mailer.ingest.webhooks import (
     woocommerce_events,
 )
 from mailer.models import Store
-from mailer.web.api.body import parse_json, read_body
+from mailer.web.api.body import read_body
 from mailer.web.api.ratelimit import check_rate
 from mailer.web.database import db_session
 

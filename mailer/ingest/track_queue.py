@@ -1,0 +1,270 @@
+"""The queued ingest mode: snippet bodies stored as received by the 202, applied later in order, in bulk, once.
+
+In the default (inline) mode `POST /api/v1/track` applies its events before it answers. In the
+queued mode (`MAILER_INGEST_MODE=queued`) the answer only validates the batch, counts the
+events already stored as duplicates and keeps the body in `track_queue` with one INSERT; then
+`drain` (the worker every second, and every tick first) applies the queued bodies of each
+store in the order they came, many requests as one batch, and deletes them in the same
+transaction. Applying a body validates it again at its `received_at`, so every event gets the
+verdict its 202 gave, and event ids keep it once-only: a body applied twice after a crash adds
+nothing. What the 202 cannot see is a replay still in the queue: it is counted as accepted, and
+then applied as the duplicate it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from mailer.db import Database
+from mailer.errors import MailerError
+from mailer.ingest.apply import IngestingStore, ValidatedBatch, apply_batch, validate_batch
+from mailer.ingest.payload import batch_of, json_object
+from mailer.ingest.schema import ValidEvent
+from mailer.models import Event, QueuedTrack, Store
+
+log = logging.getLogger(__name__)
+
+TRACK_KEYS = frozenset({"key", "batch"})  # what a snippet body may hold
+# A group is applied as one batch in one transaction: large enough that the batch path's
+# statements are shared by many requests, small enough that a transaction stays short.
+GROUP_EVENTS = 500
+GROUP_ROWS = 200
+# A body whose application fails this many times is left in the queue (with its error) for an
+# operator, so one poisonous body never stops its store's queue.
+MAX_ATTEMPTS = 5
+# How often the worker (and the embedded scheduler) drains the queue: the delay a queued event
+# waits before its contact, cart or order changes.
+QUEUE_INTERVAL_SECONDS = 1.0
+# pg_try_advisory_lock's first key: this lock class, the second key is the store id.
+_LOCK_CLASS = 0x74726B  # "trk"
+
+_queue = QueuedTrack.__table__
+_events = Event.__table__
+
+
+# INSERT one body, returning how many of its (distinct) event ids are already stored events: the
+# duplicates, counted in the same round trip.
+_QUEUE_BODY = insert(_queue).values(
+    store_id=bindparam("b_store_id"), received_at=bindparam("b_received_at"), body=bindparam("b_body"), attempts=0,
+).returning(
+    select(func.count())
+    .select_from(_events)
+    .where(_events.c.store_id == bindparam("b_store_id"), _events.c.event_id.in_(bindparam("event_ids", expanding=True)))
+    .scalar_subquery()
+)
+
+
+def queue_track(connection: Connection | Session, store_id: int, body: str, event_ids: Sequence[str], now: datetime) -> int:
+    """Keep one accepted body for later; returns how many of its valid events are duplicates already.
+
+    A second copy of an id within the body is a duplicate as well, as inline ingestion counts it.
+    """
+    distinct = set(event_ids)
+    stored = connection.execute(
+        _QUEUE_BODY, {"b_store_id": store_id, "b_received_at": now, "b_body": body, "event_ids": sorted(distinct)},
+    ).scalar_one()
+    return int(stored) + len(event_ids) - len(distinct)
+
+
+@dataclass
+class DrainReport:
+    """What one drain applied: queued bodies, and their events by outcome."""
+
+    bodies: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    failed: int = 0  # bodies whose application raised (retried up to MAX_ATTEMPTS)
+
+    def add(self, other: DrainReport) -> None:
+        """Add another report's counts to this one."""
+        for key, value in asdict(other).items():
+            setattr(self, key, getattr(self, key) + value)
+
+
+@dataclass(frozen=True)
+class QueuedBody:
+    """One queued row, parsed: its id, when it came, and its events validated as they were then."""
+
+    id: int
+    received_at: datetime
+    events: list[ValidEvent]
+    rejected: int
+
+
+def queued_store_ids(session: Session) -> list[int]:
+    """The stores with bodies waiting (not given up on), oldest first."""
+    rows = session.execute(
+        select(_queue.c.store_id, func.min(_queue.c.id))
+        .where(_queue.c.attempts < MAX_ATTEMPTS)
+        .group_by(_queue.c.store_id)
+        .order_by(func.min(_queue.c.id))
+    )
+    return [store_id for store_id, _ in rows]
+
+
+def next_group(
+    session: Session, store: IngestingStore, *, skip: Collection[int] = (), max_events: int = GROUP_EVENTS,
+) -> tuple[list[QueuedBody], list[int]]:
+    """The oldest queued bodies of `store` to apply together, and the ids of bodies that cannot be read.
+
+    Bodies are taken in id order until `max_events` (at least one body, whatever its size);
+    `skip` names bodies not to take (those that failed earlier in the same drain).
+    """
+    query = (
+        select(_queue.c.id, _queue.c.received_at, _queue.c.body)
+        .where(_queue.c.store_id == store.id, _queue.c.attempts < MAX_ATTEMPTS)
+        .order_by(_queue.c.id)
+        .limit(GROUP_ROWS)
+    )
+    if skip:
+        query = query.where(_queue.c.id.not_in(list(skip)))
+    rows = session.execute(query).all()
+    group: list[QueuedBody] = []
+    unreadable: list[int] = []
+    events = 0
+    for row_id, received_at, body in rows:
+        try:
+            raw_events = batch_of(json_object(body.encode(), TRACK_KEYS))
+        except MailerError:  # it passed these checks when queued: only a changed schema gets here
+            unreadable.append(row_id)
+            continue
+        if group and events + len(raw_events) > max_events:
+            break
+        batch = validate_batch(store, raw_events, now=received_at, public=True)
+        group.append(QueuedBody(row_id, received_at, [event for _, event in batch.events], len(batch.rejected)))
+        events += len(raw_events)
+    return group, unreadable
+
+
+def apply_group(session: Session, store: IngestingStore, group: Sequence[QueuedBody]) -> DrainReport:
+    """Apply a group's events as one batch and delete its bodies; the transaction must hold nothing else.
+
+    Applying many requests' events together ends as applying them one request after another
+    (apply_batch). `now` (each event row's `received_at`, and what the effects stamp) is the
+    group's last arrival.
+    """
+    events = [event for body in group for event in body.events]
+    batch = ValidatedBatch(store, list(enumerate(events)), [], "snippet")
+    result = apply_batch(session, batch, max(body.received_at for body in group), own_transaction=True)
+    session.execute(delete(_queue).where(_queue.c.id.in_([body.id for body in group])))
+    session.flush()
+    return DrainReport(
+        bodies=len(group), accepted=result.accepted, duplicates=result.duplicates,
+        rejected=len(result.rejected) + sum(body.rejected for body in group),
+    )
+
+
+def note_failure(session: Session, body_ids: Sequence[int], error: str, *, give_up: bool = False) -> None:
+    """Count one failed attempt on these bodies (all attempts when `give_up`), keeping the error. Flushes."""
+    attempts = MAX_ATTEMPTS if give_up else _queue.c.attempts + 1
+    session.execute(update(_queue).where(_queue.c.id.in_(list(body_ids))).values(attempts=attempts, last_error=error[:2000]))
+    session.flush()
+
+
+@contextmanager
+def store_lock(database: Database, store_id: int) -> Iterator[bool]:
+    """True when this process may drain the store's queue now: one drainer per store keeps its order.
+
+    PostgreSQL: a session-level advisory lock on a connection of its own, held across the
+    drain's transactions and dropped with the connection if the process dies. SQLite: always
+    True, as its transactions take the write lock first (BEGIN IMMEDIATE), one at a time.
+    A Database on one connection (a test's) has no other drainer either.
+    """
+    engine = database.engine
+    if database.dialect_name != "postgresql" or isinstance(engine, Connection):  # a test's one connection: nobody else
+        yield True
+        return
+    with engine.connect() as connection:
+        taken = bool(connection.scalar(select(func.pg_try_advisory_lock(_LOCK_CLASS, store_id))))
+        connection.commit()
+        try:
+            yield taken
+        finally:
+            if taken:
+                connection.scalar(select(func.pg_advisory_unlock(_LOCK_CLASS, store_id)))
+                connection.commit()
+
+
+def drain(database: Database, *, max_seconds: float | None = None, clock: Callable[[], float] = time.monotonic) -> DrainReport:
+    """Apply every queued body, store by store, one transaction per group; commits.
+
+    A store another process is draining is left to it. `max_seconds` stops between groups, so
+    a periodic task never runs into the next one's time.
+    """
+    report = DrainReport()
+    deadline = None if max_seconds is None else clock() + max_seconds
+    with database.transaction() as session:
+        store_ids = queued_store_ids(session)
+    for store_id in store_ids:
+        with store_lock(database, store_id) as mine:
+            if mine:
+                report.add(_drain_store(database, store_id, deadline, clock))
+        if deadline is not None and clock() >= deadline:
+            break
+    if report.bodies or report.failed:
+        log.info("track queue: %s", asdict(report))
+    return report
+
+
+def _drain_store(database: Database, store_id: int, deadline: float | None, clock: Callable[[], float]) -> DrainReport:
+    report = DrainReport()
+    failed: set[int] = set()  # bodies that failed in this drain wait for the next one; the others go on
+    while deadline is None or clock() < deadline:
+        with database.transaction() as session:
+            store = session.get(Store, store_id)
+            if store is None:  # deleted meanwhile: its queue went with it (ON DELETE CASCADE)
+                return report
+            group, unreadable = next_group(session, store, skip=failed)
+            if unreadable:
+                note_failure(session, unreadable, "the queued body cannot be read", give_up=True)
+                report.failed += len(unreadable)
+            if not group:
+                return report
+            session.commit()  # the reads and notes only: apply_group needs a transaction of its own
+            try:
+                report.add(apply_group(session, store, group))
+                continue
+            except Exception:
+                session.rollback()
+                if len(group) == 1:
+                    log.exception("applying queued track body %s failed", group[0].id)
+                    note_failure(session, [group[0].id], _error_text())
+                    report.failed += 1
+                    failed.add(group[0].id)
+                    continue
+        # Some body of the group fails: apply them one at a time, so only that one waits.
+        for body in group:
+            alone = _apply_alone(database, store_id, body)
+            if alone.failed:
+                failed.add(body.id)
+            report.add(alone)
+    return report
+
+
+def _apply_alone(database: Database, store_id: int, body: QueuedBody) -> DrainReport:
+    with database.transaction() as session:
+        store = session.get(Store, store_id)
+        if store is None:
+            return DrainReport()
+        session.commit()
+        try:
+            return apply_group(session, store, [body])
+        except Exception:
+            session.rollback()
+            log.exception("applying queued track body %s failed", body.id)
+            note_failure(session, [body.id], _error_text())
+            return DrainReport(failed=1)
+
+
+def _error_text() -> str:
+    return traceback.format_exc(limit=5)
