@@ -8,13 +8,14 @@ import os
 import resource
 import shutil
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, select, text
 
 from bench.bare_wsgi import FLOOR_TABLE
 from bench.common import (
@@ -33,6 +34,8 @@ from bench.data import lapsed, new_store, plan_winback_wave
 from bench.report import Table, rate, ratio
 from mailer.clock import utcnow
 from mailer.db import Database
+from mailer.ingest.track_queue import drain
+from mailer.models import QueuedTrack
 
 # One worker per core: with PostgreSQL and the load on the same 2 cores, 3 or 4 sync workers
 # measured slower (more CPU per request, and the same visitor's rows locked by each other), and
@@ -45,6 +48,8 @@ WRK_THREADS = 1
 WRK_CONNECTIONS = 8
 STORES = 200  # the public API allows 50 req/s (burst 200) per key and process: spread the load over many keys
 TRACKED_MESSAGES = 500
+# The queue is applied for this long per second of load (bounded: the rate is what is measured).
+DRAIN_SECONDS_PER_LOAD_SECOND = 1.0
 SECRET = "bench-secret-key-0123456789abcdef"
 BASE_URL = "https://mail.bench.example"
 
@@ -230,6 +235,42 @@ def _events(database: Database) -> int:
         return int(session.scalar(select(func.count()).select_from(Event)) or 0)
 
 
+def _empty_queue(database: Database) -> None:
+    with database.transaction() as session:
+        session.execute(delete(QueuedTrack))
+
+
+def _queued(database: Database) -> int:
+    with database.transaction() as session:
+        return int(session.scalar(select(func.count()).select_from(QueuedTrack)) or 0)
+
+
+@dataclass
+class Drain:
+    """What one bounded drain of the track queue applied, and the CPU it cost."""
+
+    events: int
+    seconds: float
+    app_cpu_ms: float
+    postgres_cpu_ms: float
+
+    @property
+    def per_second(self) -> float:
+        """Events applied per second."""
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+def measure_drain(database: Database, postgres: BenchPostgres, max_seconds: float) -> Drain:
+    """Apply the queued bodies in this process for at most `max_seconds` (between groups), as a worker does."""
+    before, pg_before, started = resource.getrusage(resource.RUSAGE_SELF), postgres.cpu_seconds(), time.perf_counter()
+    report = drain(database, max_seconds=max_seconds)
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    events = report.accepted + report.duplicates + report.rejected or 1
+    app_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return Drain(events, seconds, 1000 * app_cpu / events, 1000 * (postgres.cpu_seconds() - pg_before) / events)
+
+
 def _times(value: float, baseline: float) -> str:
     return f"{value / baseline:.2f}×" if baseline else "n/a"
 
@@ -278,22 +319,35 @@ def run(quick: bool, workdir: Path, postgres: BenchPostgres) -> Table:
 
     env = bench_env(MAILER_ENV="production", MAILER_DATABASE_URL=url, MAILER_SECRET_KEY=SECRET,
                     MAILER_BASE_URL=BASE_URL, MAILER_INSTANCE_DIR=str(workdir / "instance"))
-    server = Gunicorn("wsgi:app", env, workdir).start("/healthz")
-    events_before = _events(database)
+    # The track rows run in the queued ingest mode (the 202 once the body is validated and kept;
+    # applied by a worker in bulk); the inline rows below are the same load applied before the 202.
+    server = Gunicorn("wsgi:app", {**env, "MAILER_INGEST_MODE": "queued"}, workdir).start("/healthz")
     try:
         wrk(server.url + "/api/v1/track", "wrk_track.lua", post_env(1, "warm"), 1, 2_000)  # warm both workers
-        events_before = _events(database)
-        loads["track 1"] = measure("POST /api/v1/track, batch of 1", server, "/api/v1/track", "wrk_track.lua",
+        _empty_queue(database)  # not applied: the writes would leave autovacuum work to the measured runs
+        loads["track 1"] = measure("POST /api/v1/track, batch of 1 (queued)", server, "/api/v1/track", "wrk_track.lua",
                                    post_env(1, "t1"), seconds, postgres)
-        loads["track 10"] = measure("POST /api/v1/track, batch of 10", server, "/api/v1/track", "wrk_track.lua",
+        loads["track 10"] = measure("POST /api/v1/track, batch of 10 (queued)", server, "/api/v1/track", "wrk_track.lua",
                                     post_env(10, "t10"), seconds, postgres, batch=10)
-        stored = _events(database) - events_before
+        queued = _queued(database)
         loads["open"] = measure("GET /t/o/<token> (open pixel)", server, "/", "wrk_get.lua",
                                 {"BENCH_PATHS": str(opens)}, seconds, postgres)
         loads["click"] = measure("GET /t/c/<token> (click redirect)", server, "/", "wrk_get.lua",
                                  {"BENCH_PATHS": str(clicks)}, seconds, postgres)
     finally:
         server.stop()
+    applied = measure_drain(database, postgres, seconds * DRAIN_SECONDS_PER_LOAD_SECOND)
+    _empty_queue(database)  # what the bounded drain left: the inline runs start from an empty queue
+    inline = Gunicorn("wsgi:app", env, workdir).start("/healthz")
+    try:
+        events_before = _events(database)
+        loads["inline track 1"] = measure("POST /api/v1/track, batch of 1 (inline: applied before the 202)", inline,
+                                          "/api/v1/track", "wrk_track.lua", post_env(1, "i1"), seconds, postgres)
+        loads["inline track 10"] = measure("POST /api/v1/track, batch of 10 (inline)", inline, "/api/v1/track",
+                                           "wrk_track.lua", post_env(10, "i10"), seconds, postgres, batch=10)
+        stored = _events(database) - events_before
+    finally:
+        inline.stop()
     try:
         if GUNICORN_WORKER == "loop" and GUNICORN_THREADS == 1:  # the baseline: what gunicorn's default worker makes of it
             sync = Gunicorn("wsgi:app", env, workdir, worker="sync").start("/healthz")
@@ -309,6 +363,7 @@ def run(quick: bool, workdir: Path, postgres: BenchPostgres) -> Table:
 
     ceilings = {"ceiling 1": "ceiling 1", "floor 1": "ceiling 1", "ceiling 10": "ceiling 10", "ceiling get": "ceiling get",
                 "track 1": "ceiling 1", "track 10": "ceiling 10", "open": "ceiling get", "click": "ceiling get",
+                "inline track 1": "ceiling 1", "inline track 10": "ceiling 10",
                 "sync track 1": "ceiling 1", "sync open": "ceiling get"}
     for key, load in loads.items():
         ceiling = loads[ceilings[key]]
@@ -316,8 +371,21 @@ def run(quick: bool, workdir: Path, postgres: BenchPostgres) -> Table:
         table.add(load.name, rate(load.per_second), rate(load.events_per_second), f"{load.p50_ms:.1f} ms",
                   f"{load.p99_ms:.1f} ms", ratio(load.per_second, ceiling.per_second), cpu,
                   load.limited + load.failed + load.socket_errors)
-    expected = loads["track 1"].ok * 1 + loads["track 10"].ok * 10
-    table.notes.append(f"events stored by the two track runs: {stored:,} (202 answers × batch = {expected:,})")
+    answered = loads["track 1"].ok + loads["track 10"].ok
+    expected = loads["inline track 1"].ok * 1 + loads["inline track 10"].ok * 10
+    table.notes.append(f"queued: bodies kept by the two queued runs {queued:,} (their 202 answers: {answered:,}); "
+                       f"events stored by the two inline runs {stored:,} (202 answers × batch = {expected:,})")
+    per_event = (loads["track 10"].app_cpu_ms + loads["track 10"].postgres_cpu_ms) / 10
+    table.notes.append(
+        f"applying the queue (mailer.ingest.track_queue.drain, one process, as a worker runs it): {applied.events:,} events "
+        f"in {applied.seconds:.1f} s, {rate(applied.per_second)} events/s, {applied.app_cpu_ms:.3f} ms app + "
+        f"{applied.postgres_cpu_ms:.3f} ms PostgreSQL per event; accepting one in a batch of 10 costs {per_event:.3f} ms, "
+        f"so one 2-core machine doing both sustains about {rate(2000 / (per_event + applied.app_cpu_ms + applied.postgres_cpu_ms))} "
+        "events/s; workers on other machines take the applying off it")
+    table.notes.append(
+        f"queued against inline (same LoopWorkers, same load): track batch of 1 "
+        f"{_times(loads['track 1'].per_second, loads['inline track 1'].per_second)}, batch of 10 "
+        f"{_times(loads['track 10'].per_second, loads['inline track 10'].per_second)}")
     table.notes.append(f"load: wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} on the same 2 cores (it used "
                        f"{sum(x.wrk_cpu_s for x in loads.values()) / sum(x.seconds for x in loads.values()):.0%} "
                        "of a core); each visitor sends the snippet's 10 events: 3 views while anonymous, identify, then 2 cart "
@@ -336,5 +404,6 @@ def run(quick: bool, workdir: Path, postgres: BenchPostgres) -> Table:
         f"{key} {load.busiest_worker_share:.0%}" for key, load in loads.items()))
     table.notes.append(f"{STORES} stores' public keys in turn: the per-key limit (50/s, burst 200) is never reached")
     table.data = {"loads": {key: dict(load.__dict__, per_second=load.per_second, events_per_second=load.events_per_second)
-                            for key, load in loads.items()}, "stored_events": stored, "expected_events": expected}
+                            for key, load in loads.items()}, "stored_events": stored, "expected_events": expected,
+                  "queued_bodies": queued, "queued_answers": answered, "drain": dict(applied.__dict__, per_second=applied.per_second)}
     return table

@@ -13,6 +13,7 @@ then applied as the duplicate it is.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import traceback
@@ -21,7 +22,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Insert, any_, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from mailer.db import Database
@@ -51,26 +53,29 @@ _queue = QueuedTrack.__table__
 _events = Event.__table__
 
 
-# INSERT one body, returning how many of its (distinct) event ids are already stored events: the
-# duplicates, counted in the same round trip.
-_QUEUE_BODY = insert(_queue).values(
-    store_id=bindparam("b_store_id"), received_at=bindparam("b_received_at"), body=bindparam("b_body"), attempts=0,
-).returning(
-    select(func.count())
-    .select_from(_events)
-    .where(_events.c.store_id == bindparam("b_store_id"), _events.c.event_id.in_(bindparam("event_ids", expanding=True)))
-    .scalar_subquery()
-)
+@functools.cache
+def _queue_body(dialect_name: str) -> Insert:
+    # INSERT one body, returning how many of its (distinct) event ids are already stored events:
+    # the duplicates, counted in the same round trip. On PostgreSQL the ids are one array
+    # parameter (see db.among): the statement's text stays the same whatever the batch.
+    ids = bindparam("event_ids", type_=ARRAY(_events.c.event_id.type))
+    among = _events.c.event_id == any_(ids) if dialect_name == "postgresql" else _events.c.event_id.in_(
+        bindparam("event_ids", expanding=True))
+    already = select(func.count()).select_from(_events).where(_events.c.store_id == bindparam("b_store_id"), among)
+    return insert(_queue).values(
+        store_id=bindparam("b_store_id"), received_at=bindparam("b_received_at"), body=bindparam("b_body"), attempts=0,
+    ).returning(already.scalar_subquery())
 
 
-def queue_track(connection: Connection | Session, store_id: int, body: str, event_ids: Sequence[str], now: datetime) -> int:
+def queue_track(connection: Connection, store_id: int, body: str, event_ids: Sequence[str], now: datetime) -> int:
     """Keep one accepted body for later; returns how many of its valid events are duplicates already.
 
     A second copy of an id within the body is a duplicate as well, as inline ingestion counts it.
     """
     distinct = set(event_ids)
     stored = connection.execute(
-        _QUEUE_BODY, {"b_store_id": store_id, "b_received_at": now, "b_body": body, "event_ids": sorted(distinct)},
+        _queue_body(connection.dialect.name),
+        {"b_store_id": store_id, "b_received_at": now, "b_body": body, "event_ids": list(distinct)},
     ).scalar_one()
     return int(stored) + len(event_ids) - len(distinct)
 
