@@ -176,6 +176,16 @@ def note_failure(session: Session, body_ids: Sequence[int], error: str, *, give_
     session.flush()
 
 
+def queue_status(session: Session, now: datetime) -> dict[str, float | int]:
+    """How far behind the queue is: bodies waiting, the oldest one's age in seconds, and bodies given up on."""
+    waiting, oldest = session.execute(
+        select(func.count(), func.min(_queue.c.received_at)).where(_queue.c.attempts < MAX_ATTEMPTS)
+    ).one()
+    given_up = session.scalar(select(func.count()).select_from(_queue).where(_queue.c.attempts >= MAX_ATTEMPTS))
+    age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+    return {"waiting": int(waiting), "oldest_seconds": round(age, 1), "given_up": int(given_up or 0)}
+
+
 @contextmanager
 def store_lock(database: Database, store_id: int) -> Iterator[bool]:
     """True when this process may drain the store's queue now: one drainer per store keeps its order.

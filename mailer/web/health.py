@@ -1,10 +1,12 @@
-"""`GET /healthz`: is the database (and Redis, when configured) answering?"""
+"""`GET /healthz`: is the database (and Redis, when configured) answering? In the queued ingest mode, how far behind is the track queue?"""
 
 from __future__ import annotations
 
 from flask import Flask, Response, jsonify
 from sqlalchemy import text
 
+from mailer.clock import utcnow
+from mailer.ingest.track_queue import queue_status
 from mailer.web.database import database, settings
 
 
@@ -29,4 +31,8 @@ def register_health(app: Flask) -> None:
             except Exception as exc:
                 checks["redis"] = f"error: {type(exc).__name__}"
         healthy = all(v == "ok" for v in checks.values())
-        return jsonify({"status": "ok" if healthy else "error", "checks": checks}), 200 if healthy else 503
+        answer: dict[str, object] = {"status": "ok" if healthy else "error", "checks": checks}
+        if settings().queues_tracking and checks["database"] == "ok":  # how far behind applying the snippet's events is
+            with database().transaction() as session:
+                answer["track_queue"] = queue_status(session, utcnow())
+        return jsonify(answer), 200 if healthy else 503

@@ -12,8 +12,11 @@ import pytest
 from sqlalchemy import func, select
 
 from mailer import create_app
+from mailer.clock import utcnow
 from mailer.config import Settings
 from mailer.db import Database
+from mailer.delivery import CaptureTransport
+from mailer.engine import tick
 from mailer.ingest import track_queue
 from mailer.ingest.track_queue import MAX_ATTEMPTS, drain
 from mailer.models import Event, QueuedTrack
@@ -242,3 +245,30 @@ def test_a_body_that_fails_to_apply_waits_alone_and_its_neighbours_are_applied(s
         assert session.scalar(select(QueuedTrack.attempts)) == MAX_ATTEMPTS  # given up on: kept for an operator
     monkeypatch.setattr(track_queue, "apply_batch", real_apply)
     assert drain(database).bodies == 0  # and no longer tried
+
+
+def test_a_tick_applies_the_queue_before_it_looks_for_abandoned_carts(settings, database) -> None:
+    shop = make_shop(database)
+    _, queued = clients(settings, database)
+    at = utcnow() - timedelta(hours=2)  # the public API takes timestamps near the present only
+    batch = [
+        identify("t1", "ann@example.com", anonymous_id="b1", traits={"consent": "granted"}, timestamp=iso(at)),
+        track("t2", "cart_updated", cart("c1", ("MUG", "12.50", 1)), anonymous_id="b1", timestamp=iso(at)),
+    ]
+    assert post(queued, shop, batch).get_json()["accepted"] == 2
+    report = tick(database, CaptureTransport(database), settings, utcnow())
+    assert report.queued_applied == 2
+    assert report.planned["cart_enrolled"] == 1  # the cart, abandoned for two hours, was seen by this very tick
+    assert queued_bodies(database) == 0
+    again = tick(database, CaptureTransport(database), settings, utcnow())
+    assert (again.queued_applied, again.planned["cart_enrolled"]) == (0, 0)
+
+
+def test_healthz_tells_how_far_behind_the_queue_is(settings, database, monkeypatch) -> None:
+    shop = make_shop(database)
+    inline, queued = clients(settings, database)
+    assert "track_queue" not in inline.get("/healthz").get_json()
+    post(queued, shop, [identify("h1", "a@b.co")])
+    monkeypatch.setattr("mailer.web.health.utcnow", lambda: utcnow() + timedelta(seconds=30))
+    status = queued.get("/healthz").get_json()["track_queue"]
+    assert status["waiting"] == 1 and 29 <= status["oldest_seconds"] <= 40 and status["given_up"] == 0

@@ -1,4 +1,4 @@
-"""Numeric settings from the environment: defaults, values, and a clear error for garbage."""
+"""Settings from the environment (numbers, the ingest mode): defaults, values, and a clear error for garbage."""
 
 from __future__ import annotations
 
@@ -30,3 +30,11 @@ def test_other_numbers_refuse_garbage_and_read_values(name: str, field: str) -> 
     assert getattr(_settings(**{name: "7"}), field) == 7
     with pytest.raises(ConfigError, match=name):
         _settings(**{name: "soon"})
+
+
+def test_the_ingest_mode_is_inline_unless_queued_is_asked_for() -> None:
+    assert (_settings().ingest_mode, _settings().queues_tracking) == ("inline", False)
+    assert _settings(MAILER_INGEST_MODE="").ingest_mode == "inline"
+    assert _settings(MAILER_INGEST_MODE="queued").queues_tracking is True
+    with pytest.raises(ConfigError, match="MAILER_INGEST_MODE must be one of inline, queued; got 'later'"):
+        _settings(MAILER_INGEST_MODE="later")
