@@ -1,4 +1,4 @@
-"""The snippet in headless Chromium against the production web server: gunicorn with two LoopWorkers, in their own processes."""
+"""The snippet in headless Chromium against the production web server: gunicorn with two LoopWorkers, in their own processes, in each ingest mode."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from mailer.clock import utcnow
 from mailer.db import Database
-from mailer.models import Cart, Contact, Event
+from mailer.ingest.track_queue import drain
+from mailer.models import Cart, Contact, Event, QueuedTrack
 from mailer.stores import create_store
 from tests.browser.conftest import fill_a_cart, serve_store_site
 from tests.support.gunicorn import Gunicorn
@@ -26,11 +27,18 @@ class Served:
     database: Database
     store_id: int
     public_key: str
+    queued: bool
+    bodies_applied: int = 0
+
+    def apply_queue(self) -> None:
+        """What the worker does every second in the queued ingest mode (nothing to do inline)."""
+        if self.queued:
+            self.bodies_applied += drain(self.database).bodies
 
 
-@pytest.fixture
-def gunicorn_app(database_factory, tmp_path: Path) -> Iterator[Served]:
-    """`gunicorn wsgi:app` with two LoopWorkers on a fresh database, a store on `localhost`."""
+@pytest.fixture(params=["inline", "queued"])
+def gunicorn_app(database_factory, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
+    """`gunicorn wsgi:app` with two LoopWorkers on a fresh database, a store on `localhost`, each ingest mode."""
     url = database_factory.url()
     database = Database.from_url(url)
     with database.transaction() as session:
@@ -38,9 +46,10 @@ def gunicorn_app(database_factory, tmp_path: Path) -> Iterator[Served]:
         store_id, public_key = store.id, store.public_key
     gunicorn = Gunicorn("wsgi:app", tmp_path / "gunicorn.log", workers=2, env={
         "MAILER_DATABASE_URL": url, "MAILER_ENV": "test", "MAILER_INSTANCE_DIR": str(tmp_path / "instance"),
-        "MAILER_BASE_URL": "http://mailer.test", "MAILER_SECRET_KEY": "snippet-on-gunicorn-secret-0123456789"}).start()
+        "MAILER_BASE_URL": "http://mailer.test", "MAILER_SECRET_KEY": "snippet-on-gunicorn-secret-0123456789",
+        "MAILER_INGEST_MODE": request.param}).start()
     try:
-        yield Served(f"http://127.0.0.1:{gunicorn.port}", database, store_id, public_key)
+        yield Served(f"http://127.0.0.1:{gunicorn.port}", database, store_id, public_key, request.param == "queued")
     finally:
         assert gunicorn.stop() == 0
         log = (tmp_path / "gunicorn.log").read_text()
@@ -62,6 +71,7 @@ def test_a_shopper_on_a_store_page_becomes_a_contact_with_cart_and_history(
         page.goto(site.page_url("bye.html"))  # leaving: pagehide sends what is left by beacon
 
         def cart_with_owner() -> Cart | None:
+            gunicorn_app.apply_queue()
             with gunicorn_app.database.transaction() as session:
                 cart = session.scalar(select(Cart).where(Cart.store_id == gunicorn_app.store_id,
                                                          Cart.contact_id.is_not(None)))
@@ -75,3 +85,7 @@ def test_a_shopper_on_a_store_page_becomes_a_contact_with_cart_and_history(
     assert cart.value == Decimal("28.50")
     assert len(views) == 2 and {view.contact_id for view in views} == {contact.id}
     assert problems.page_errors == [] and problems.console_errors == []
+    if gunicorn_app.queued:  # the lane answered the snippet's requests; the drain applied every body
+        assert gunicorn_app.bodies_applied > 0  # the snippet batches its events: how many requests varies
+        with gunicorn_app.database.transaction() as session:
+            assert session.scalars(select(QueuedTrack)).all() == []
