@@ -26,7 +26,13 @@ from sqlalchemy.orm import Session
 
 from mailer.db import Database, UTCDateTime
 from mailer.errors import MailerError
-from mailer.ingest.apply import IngestingStore, ValidatedBatch, apply_batch, validate_batch
+from mailer.ingest.apply import (
+    IngestingStore,
+    IngestResult,
+    ValidatedBatch,
+    apply_batch,
+    validate_batch,
+)
 from mailer.ingest.payload import batch_of, json_object
 from mailer.ingest.schema import ValidEvent
 from mailer.models import Event, QueuedTrack, Store
@@ -38,6 +44,7 @@ TRACK_KEYS = frozenset({"key", "batch"})  # what a snippet body may hold
 # statements are shared by many requests, small enough that a transaction stays short.
 GROUP_EVENTS = 500
 GROUP_ROWS = 200
+GROUP_CHARACTERS = 2 * 1024 * 1024  # of bodies read at once (one body may be 1 MB)
 # A body whose application fails this many times is left in the queue (with its error) for an
 # operator, so one poisonous body never stops its store's queue.
 MAX_ATTEMPTS = 5
@@ -92,6 +99,14 @@ def queue_track(connection: Connection, store_id: int, body: str, event_ids: Seq
     return int(stored) + len(event_ids) - len(distinct)
 
 
+def queue_batch(connection: Connection, store: IngestingStore, raw_events: Sequence[object], body: str, now: datetime) -> IngestResult:
+    """Validate a snippet batch and keep its body for the drain: the 202's counts, as inline ingestion answers them."""
+    batch = validate_batch(store, raw_events, now=now, public=True)
+    event_ids = [event.event_id for _, event in batch.events]
+    duplicates = queue_track(connection, store.id, body, event_ids, now) if event_ids else 0
+    return IngestResult(accepted=len(event_ids) - duplicates, duplicates=duplicates, rejected=batch.rejected)
+
+
 @dataclass
 class DrainReport:
     """What one drain applied: queued bodies, and their events by outcome."""
@@ -134,18 +149,28 @@ def next_group(
 ) -> tuple[list[QueuedBody], list[int]]:
     """The oldest queued bodies of `store` to apply together, and the ids of bodies that cannot be read.
 
-    Bodies are taken in id order until `max_events` (at least one body, whatever its size);
-    `skip` names bodies not to take (those that failed earlier in the same drain).
+    Bodies are taken in id order until `max_events` or GROUP_CHARACTERS (at least one body,
+    whatever its size); `skip` names bodies not to take (those that failed earlier in the same drain).
     """
     query = (
-        select(_queue.c.id, _queue.c.received_at, _queue.c.body)
+        select(_queue.c.id, func.length(_queue.c.body))
         .where(_queue.c.store_id == store.id, _queue.c.attempts < MAX_ATTEMPTS)
         .order_by(_queue.c.id)
         .limit(GROUP_ROWS)
     )
     if skip:
         query = query.where(_queue.c.id.not_in(list(skip)))
-    rows = session.execute(query).all()
+    # The bodies' sizes first, then only the bodies the group takes: a queue of 1 MB bodies
+    # must not be read 200 at a time.
+    taken, characters = [], 0
+    for row_id, length in session.execute(query):
+        if taken and characters + length > GROUP_CHARACTERS:
+            break
+        taken.append(row_id)
+        characters += length
+    rows = session.execute(
+        select(_queue.c.id, _queue.c.received_at, _queue.c.body).where(_queue.c.id.in_(taken)).order_by(_queue.c.id)
+    ).all() if taken else []
     group: list[QueuedBody] = []
     unreadable: list[int] = []
     events = 0

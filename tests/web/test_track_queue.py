@@ -19,7 +19,7 @@ from mailer.delivery import CaptureTransport
 from mailer.engine import tick
 from mailer.ingest import track_queue
 from mailer.ingest.track_queue import MAX_ATTEMPTS, drain
-from mailer.models import Event, QueuedTrack
+from mailer.models import Event, QueuedTrack, Store
 from mailer.web.api import ratelimit
 from mailer.web.api.ratelimit import Limit, TokenBucketLimiter, use_limiter
 from tests.ingest.helpers import Shop, cart, identify, iso, make_shop, track
@@ -272,3 +272,38 @@ def test_healthz_tells_how_far_behind_the_queue_is(settings, database, monkeypat
     monkeypatch.setattr("mailer.web.health.utcnow", lambda: utcnow() + timedelta(seconds=30))
     status = queued.get("/healthz").get_json()["track_queue"]
     assert status["waiting"] == 1 and 29 <= status["oldest_seconds"] <= 40 and status["given_up"] == 0
+
+
+def test_a_body_without_a_length_goes_through_flask_and_is_queued_all_the_same(settings, database) -> None:
+    shop = make_shop(database)
+    _, queued = clients(settings, database)
+    body = json.dumps({"key": shop.public_key, "batch": [identify("n1", "a@b.co"), "junk"]})
+    # A chunked request reaches the app with no CONTENT_LENGTH: the lane leaves it to Flask's view.
+    answer = queued.post("/api/v1/track", data=body, content_type="text/plain", headers=ORIGIN,
+                         environ_overrides={"CONTENT_LENGTH": "", "wsgi.input_terminated": True})
+    assert answer.status_code == 202
+    assert answer.get_json() == {"accepted": 1, "duplicates": 0, "rejected": [{"index": 1, "error": "event must be an object"}]}
+    assert answer.headers["Access-Control-Allow-Origin"] == ORIGIN["Origin"]
+    assert queued_bodies(database) == 1
+    assert drain(database).accepted == 1
+
+
+def test_a_group_stops_at_its_size_and_the_next_drain_goes_on(settings, database, monkeypatch) -> None:
+    shop = make_shop(database)
+    _, queued = clients(settings, database)
+    for n in range(5):
+        post(queued, shop, [identify(f"g{n}-{m}", f"g{n}@example.com") for m in range(3)])
+    monkeypatch.setattr(track_queue, "GROUP_CHARACTERS", 1)  # one body per group, whatever its size
+    groups = []
+    real_apply_group = track_queue.apply_group
+    monkeypatch.setattr(track_queue, "apply_group", lambda session, store, group: groups.append(len(group)) or real_apply_group(session, store, group))
+    assert drain(database).accepted == 15
+    assert groups == [1, 1, 1, 1, 1]
+    monkeypatch.setattr(track_queue, "GROUP_CHARACTERS", 10**9)
+    for n in range(5):
+        post(queued, shop, [identify(f"h{n}-{m}", f"h{n}@example.com") for m in range(3)])
+    groups.clear()
+    with database.transaction() as session:
+        store = session.get(Store, shop.id)
+        group, unreadable = track_queue.next_group(session, store, max_events=7)
+    assert ([len(body.events) for body in group], unreadable) == ([3, 3], [])  # a third body would pass 7 events

@@ -24,9 +24,8 @@ from mailer.clock import utcnow
 from mailer.config import Settings
 from mailer.db import Database
 from mailer.errors import MailerError
-from mailer.ingest.apply import validate_batch
 from mailer.ingest.payload import MAX_BODY_BYTES, batch_of, json_object
-from mailer.ingest.track_queue import TRACK_KEYS, queue_track
+from mailer.ingest.track_queue import TRACK_KEYS, queue_batch
 from mailer.web.api.auth import PUBLIC_KEY_SHAPE
 from mailer.web.api.cors import origin_allowed_for
 from mailer.web.api.public_stores import PublicStore, public_stores
@@ -85,16 +84,12 @@ class TrackLane:
                 store = public_stores(self.flask_app).get(connection, key)
                 if store is None or self.limiter.hit(store.public_key) is not None:
                     return None
-                now = utcnow()
-                batch = validate_batch(store, raw_events, now=now, public=True)
-                event_ids = [event.event_id for _, event in batch.events]
-                duplicates = queue_track(connection, store.id, text, event_ids, now) if event_ids else 0
-        except DBAPIError:  # Flask answers it: applied inline, or its own 500 when the database is down
+                result = queue_batch(connection, store, raw_events, text, utcnow())
+        except DBAPIError:  # Flask answers it (its own 500 when the database is down)
             log.exception("queueing a track request failed")
             return None
-        result = {"accepted": len(event_ids) - duplicates, "duplicates": duplicates, "rejected": batch.rejected}
         # What Flask's jsonify writes: compact, sorted keys, ASCII, a newline.
-        return (json.dumps(result, separators=(",", ":"), sort_keys=True) + "\n").encode(), store
+        return (json.dumps(result.as_json(), separators=(",", ":"), sort_keys=True) + "\n").encode(), store
 
     @property
     def limiter(self) -> RateLimiter:
