@@ -10,11 +10,18 @@ from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Insert, bindparam, select, true, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from mailer.campaigns.exits import on_order
-from mailer.db import dialect_insert, insert_ignoring_conflicts, insert_ignoring_statement
+from mailer.db import (
+    dialect_insert,
+    insert_ignoring_conflicts,
+    insert_ignoring_statement,
+    recordset,
+    recordset_rows,
+)
 from mailer.errors import ValidationError
 from mailer.ingest.browsers import Owner, anonymous_id_table, merge_anonymous, owners_of_browsers
 from mailer.ingest.carts import upsert_cart
@@ -279,6 +286,8 @@ def event_row(store_id: int, event: ValidEvent, now: datetime, contact_id: int |
 def claim_event_ids(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     """Insert the rows whose event ids are new (one statement); returns those ids."""
     connection = session.connection()
+    if connection.dialect.name == "postgresql":  # INSERT … SELECT from the rows as JSON: see db.recordset
+        return set(connection.execute(_CLAIM_ROWS, {"rows": recordset_rows(rows)}).scalars())
     statement = insert_ignoring_statement(connection.dialect.name, _events, "event_id")
     return set(connection.execute(statement, rows).scalars())
 
@@ -320,6 +329,15 @@ def record_views(session: Session, store: IngestingStore, events: Sequence[Valid
 
 # Built once, with bound parameters: building a statement costs more Python than running it.
 _events, _contacts = Event.__table__, Contact.__table__
+_EVENT_COLUMNS = ("store_id", "event_id", "type", "name", "anonymous_id", "properties", "occurred_at", "received_at", "contact_id")
+# PostgreSQL: a batch's rows claimed by one statement whose text stays the same whatever its size
+# (the multi-row VALUES form of 200 rows was 58 kB the driver parsed again for every batch).
+_CLAIM_ROWS = (
+    postgresql.insert(_events)
+    .from_select(_EVENT_COLUMNS, select(*(column for column in recordset(_events, _EVENT_COLUMNS).c)))
+    .on_conflict_do_nothing()
+    .returning(_events.c.event_id)
+)
 _GIVE_CONTACT = (  # to rows this transaction claimed, whatever they hold (see _BatchRows)
     update(_events)
     .where(_events.c.store_id == bindparam("in_store"), _events.c.event_id.in_(bindparam("these_events", expanding=True)))

@@ -24,7 +24,7 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from mailer.db import Database, UTCDateTime
+from mailer.db import Database, UTCDateTime, among
 from mailer.errors import MailerError
 from mailer.ingest.apply import (
     IngestingStore,
@@ -169,7 +169,7 @@ def next_group(
         taken.append(row_id)
         characters += length
     rows = session.execute(
-        select(_queue.c.id, _queue.c.received_at, _queue.c.body).where(_queue.c.id.in_(taken)).order_by(_queue.c.id)
+        select(_queue.c.id, _queue.c.received_at, _queue.c.body).where(among(session, _queue.c.id, taken)).order_by(_queue.c.id)
     ).all() if taken else []
     group: list[QueuedBody] = []
     unreadable: list[int] = []
@@ -198,7 +198,7 @@ def apply_group(session: Session, store: IngestingStore, group: Sequence[QueuedB
     events = [event for body in group for event in body.events]
     batch = ValidatedBatch(store, list(enumerate(events)), [], "snippet")
     result = apply_batch(session, batch, max(body.received_at for body in group), own_transaction=True)
-    session.execute(delete(_queue).where(_queue.c.id.in_([body.id for body in group])))
+    session.execute(delete(_queue).where(among(session, _queue.c.id, [body.id for body in group])))
     session.flush()
     return DrainReport(
         bodies=len(group), accepted=result.accepted, duplicates=result.duplicates,
