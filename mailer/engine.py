@@ -142,15 +142,17 @@ def tick(
     dispatch: Dispatcher | None = None,
     clock: Callable[[], datetime] | None = None,
     max_claims: int | None = None,
+    drain_seconds: float | None = None,
 ) -> TickReport:
     """Apply the queued snippet events, plan everything due at `now`, then send it: inline, or through `dispatch` when given.
 
     Running it twice at the same `now` sends nothing new: planning is idempotent (unique keys) and
-    sent rows are never claimed again.
+    sent rows are never claimed again. `drain_seconds` bounds the time spent applying the queue
+    (a periodic task under a time limit; the next drain goes on).
     """
     report = TickReport(now=now.isoformat())
     # Queued snippet events first: a cart or an order still in the queue must count at `now`.
-    drained = drain(database)
+    drained = drain(database, max_seconds=drain_seconds)
     report.queued_applied = drained.accepted
     report.planned = plan(database, now)
     if dispatch is None:

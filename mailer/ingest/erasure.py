@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
+from mailer.ingest.track_queue import forget_queued
 from mailer.models import AnonymousId, CapturedEmail, Cart, Contact, Event, Message
 from mailer.tracking.suppressions import suppress
 
@@ -16,13 +17,16 @@ def erase_contact(session: Session, contact: Contact, now: datetime, *, source: 
 
     The foreign keys cascade from the contact to carts, orders, events, anonymous ids,
     enrollments, messages, coupons and tracking events; captured emails and the browser's
-    events that never got merged carry no key to the contact, so they go explicitly.
+    events that never got merged carry no key to the contact, so they go explicitly, as do the
+    snippet's bodies about them still waiting in the track queue.
     """
     store_id = contact.store_id
     suppress(session, store_id, contact.email, "erased", now, source=source)
     anonymous_ids = select(AnonymousId.anonymous_id).where(
         AnonymousId.store_id == store_id, AnonymousId.contact_id == contact.id
     )
+    # What the snippet sent about them and is not applied yet (the queued ingest mode) goes too.
+    forget_queued(session, store_id, contact.email, list(session.scalars(anonymous_ids)))
     message_ids = select(Message.id).where(Message.contact_id == contact.id)
     session.execute(
         delete(CapturedEmail)

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from mailer.db import Database, UTCDateTime, among
@@ -62,7 +62,7 @@ _events = Event.__table__
 # duplicates, counted in the same round trip. On PostgreSQL the driver sends it itself, the ids
 # as one array: SQLAlchemy's execution cost as much as the statement (0.10 of 0.26 ms of CPU
 # for a batch of 10, measured in process), and the queued mode's 202 is this statement and a
-# validation. Both forms are tested on both backends (tests/web/test_track_queue.py).
+# validation. Each form is tested on its backend (tests/web/test_track_queue.py).
 _QUEUE_BODY_SQL = (
     "INSERT INTO track_queue (store_id, received_at, body, attempts) VALUES (%(store_id)s, %(received_at)s, %(body)s, 0) "
     "RETURNING (SELECT count(*) FROM events WHERE store_id = %(store_id)s AND event_id = ANY(%(event_ids)s))"
@@ -105,6 +105,19 @@ def queue_batch(connection: Connection, store: IngestingStore, raw_events: Seque
     event_ids = [event.event_id for _, event in batch.events]
     duplicates = queue_track(connection, store.id, body, event_ids, now) if event_ids else 0
     return IngestResult(accepted=len(event_ids) - duplicates, duplicates=duplicates, rejected=batch.rejected)
+
+
+def forget_queued(session: Session, store_id: int, email: str, anonymous_ids: Collection[str]) -> int:
+    """Delete the queued bodies that name `email` (any case) or one of `anonymous_ids`; returns how many. Flushes.
+
+    For erasure: a body received before it must not bring the person back when applied. A body
+    is one browser's batch, so its other events are that visitor's too.
+    """
+    mentions = [func.lower(_queue.c.body).contains(email.lower(), autoescape=True)]
+    mentions += [_queue.c.body.contains(f'"{anonymous_id}"', autoescape=True) for anonymous_id in anonymous_ids]
+    result = session.execute(delete(_queue).where(_queue.c.store_id == store_id, or_(*mentions)))
+    session.flush()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 @dataclass

@@ -31,6 +31,9 @@ TICK_LOCK_NAME = "mailer:tick"
 TICK_LOCK_SECONDS = 600
 TICK_TIME_LIMIT = TICK_LOCK_SECONDS - 30
 
+# A drain of the track queue stops between groups after this long: the next run goes on.
+QUEUE_DRAIN_SECONDS = 20.0
+
 # Captured emails (the dev outbox, no SMTP configured) are kept this long.
 CAPTURED_KEEP_DAYS = 30
 
@@ -46,6 +49,7 @@ def run_tick(app: MailerCelery) -> dict[str, Any] | None:
         report = tick(
             resources.database, resources.transport, resources.settings, utcnow(),
             dispatch=make_dispatcher(app), max_claims=dispatch_budget_for(app), clock=utcnow,
+            drain_seconds=QUEUE_DRAIN_SECONDS,
         )
         return report.as_dict()
     finally:
@@ -71,10 +75,6 @@ def housekeeping(resources: ProcessResources) -> dict[str, int]:
         captured = purge_captured(session, utcnow())
     log.info("housekeeping: %d captured emails deleted", captured)
     return {"captured_deleted": captured}
-
-
-# A drain stops between groups after this long: the next run (a second later) goes on.
-QUEUE_DRAIN_SECONDS = 20.0
 
 
 def apply_track_queue(resources: ProcessResources) -> dict[str, int]:

@@ -307,3 +307,22 @@ def test_a_group_stops_at_its_size_and_the_next_drain_goes_on(settings, database
         store = session.get(Store, shop.id)
         group, unreadable = track_queue.next_group(session, store, max_events=7)
     assert ([len(body.events) for body in group], unreadable) == ([3, 3], [])  # a third body would pass 7 events
+
+
+def test_erasing_a_contact_forgets_what_the_snippet_sent_about_them_that_is_still_queued(settings, database) -> None:
+    shop = make_shop(database)
+    _, queued = clients(settings, database)
+    post(queued, shop, [identify("a1", "ann_x@example.com", anonymous_id="ann-browser")])
+    drain(database)  # Ann is a contact with her browser
+    post(queued, shop, [identify("a2", "ANN_X@Example.com", traits={"first_name": "Ann"})])  # another case
+    post(queued, shop, [track("a3", "product_viewed", {"sku": "MUG"}, anonymous_id="ann-browser")])
+    post(queued, shop, [identify("b1", "bob@example.com", anonymous_id="bob-browser")])
+    post(queued, shop, [identify("c1", "annxx@example.com")])  # `_` in her address is not a wildcard
+    answer = queued.delete("/api/v1/contacts/ann_x@example.com", headers=shop.bearer)
+    assert answer.status_code == 204
+    assert queued_bodies(database) == 2
+    drain(database)
+    with database.transaction() as session:
+        state = end_state(session, shop.id)
+    assert sorted(state["contacts"]) == ["annxx@example.com", "bob@example.com"]
+    assert sorted(state["events"]) == ["b1", "c1"]
