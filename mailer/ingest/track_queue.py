@@ -16,15 +16,17 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from mailer.db import Database, UTCDateTime, among
+from mailer.clock import utcnow
+from mailer.db import Database, UTCDateTime, among, dialect_insert
 from mailer.errors import MailerError
 from mailer.ingest.apply import (
     IngestingStore,
@@ -35,7 +37,7 @@ from mailer.ingest.apply import (
 )
 from mailer.ingest.payload import batch_of, json_object
 from mailer.ingest.schema import ValidEvent
-from mailer.models import Event, QueuedTrack, Store
+from mailer.models import Event, QueuedTrack, Store, TrackQueueLease
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +53,12 @@ MAX_ATTEMPTS = 5
 # How often the worker (and the embedded scheduler) drains the queue: the delay a queued event
 # waits before its contact, cart or order changes.
 QUEUE_INTERVAL_SECONDS = 1.0
-# pg_try_advisory_lock's first key: this lock class, the second key is the store id.
-_LOCK_CLASS = 0x74726B  # "trk"
+# A drainer holds its store's queue this long without renewing (it renews with every group, which
+# takes well under a second); one that dies leaves the store to others after this.
+LEASE_SECONDS = 60.0
 
 _queue = QueuedTrack.__table__
+_leases = TrackQueueLease.__table__
 _events = Event.__table__
 
 
@@ -236,34 +240,57 @@ def queue_status(session: Session, now: datetime) -> dict[str, float | int]:
     return {"waiting": int(waiting), "oldest_seconds": round(age, 1), "given_up": int(given_up or 0)}
 
 
-@contextmanager
-def store_lock(database: Database, store_id: int) -> Iterator[bool]:
-    """True when this process may drain the store's queue now: one drainer per store keeps its order.
+def take_lease(session: Session, store_id: int, holder: str, now: datetime, seconds: float = LEASE_SECONDS) -> bool:
+    """Lease the store's queue to `holder` until `now + seconds`, unless someone else's lease runs; True when taken. Flushes.
 
-    PostgreSQL: a session-level advisory lock on a connection of its own, held across the
-    drain's transactions and dropped with the connection if the process dies. SQLite: always
-    True, as its transactions take the write lock first (BEGIN IMMEDIATE), one at a time.
-    A Database on one connection (a test's) has no other drainer either.
+    The same on both backends: an INSERT that, when the store has a row, takes it over only if it
+    has run out (or is the holder's own, renewing it). A drainer that dies leaves its lease to run out.
     """
-    engine = database.engine
-    if database.dialect_name != "postgresql" or isinstance(engine, Connection):  # a test's one connection: nobody else
-        yield True
+    leases = _leases
+    statement = (
+        dialect_insert(session.get_bind().dialect.name, leases)
+        .values(store_id=store_id, holder=holder, expires_at=now + timedelta(seconds=seconds))
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[leases.c.store_id],
+        set_={"holder": statement.excluded.holder, "expires_at": statement.excluded.expires_at},
+        where=or_(leases.c.expires_at < now, leases.c.holder == holder),
+    ).returning(leases.c.holder)
+    taken = session.execute(statement).scalar_one_or_none() == holder
+    session.flush()
+    return taken
+
+
+def end_lease(session: Session, store_id: int, holder: str) -> None:
+    """Give the store's queue back (only if the lease is still the holder's). Flushes."""
+    session.execute(delete(_leases).where(_leases.c.store_id == store_id, _leases.c.holder == holder))
+    session.flush()
+
+
+@contextmanager
+def store_lease(database: Database, store_id: int, clock: Callable[[], datetime] = utcnow) -> Iterator[str | None]:
+    """The holder name of a lease on the store's queue, or None when another drainer holds it.
+
+    One drainer per store keeps its bodies in order, across processes and machines: a row in
+    `track_queue_leases`, renewed with each group (take_lease), given back at the end.
+    """
+    holder = uuid.uuid4().hex
+    with database.transaction() as session:
+        taken = take_lease(session, store_id, holder, clock())
+    if not taken:
+        yield None
         return
-    with engine.connect() as connection:
-        taken = bool(connection.scalar(select(func.pg_try_advisory_lock(_LOCK_CLASS, store_id))))
-        connection.commit()
-        try:
-            yield taken
-        finally:
-            if taken:
-                connection.scalar(select(func.pg_advisory_unlock(_LOCK_CLASS, store_id)))
-                connection.commit()
+    try:
+        yield holder
+    finally:
+        with database.transaction() as session:
+            end_lease(session, store_id, holder)
 
 
 def drain(database: Database, *, max_seconds: float | None = None, clock: Callable[[], float] = time.monotonic) -> DrainReport:
     """Apply every queued body, store by store, one transaction per group; commits.
 
-    A store another process is draining is left to it. `max_seconds` stops between groups, so
+    A store another drainer holds the lease of is left to it. `max_seconds` stops between groups, so
     a periodic task never runs into the next one's time.
     """
     report = DrainReport()
@@ -271,9 +298,9 @@ def drain(database: Database, *, max_seconds: float | None = None, clock: Callab
     with database.transaction() as session:
         store_ids = queued_store_ids(session)
     for store_id in store_ids:
-        with store_lock(database, store_id) as mine:
-            if mine:
-                report.add(_drain_store(database, store_id, deadline, clock))
+        with store_lease(database, store_id) as holder:
+            if holder is not None:
+                report.add(_drain_store(database, store_id, holder, deadline, clock))
         if deadline is not None and clock() >= deadline:
             break
     if report.bodies or report.failed:
@@ -281,13 +308,18 @@ def drain(database: Database, *, max_seconds: float | None = None, clock: Callab
     return report
 
 
-def _drain_store(database: Database, store_id: int, deadline: float | None, clock: Callable[[], float]) -> DrainReport:
+def _drain_store(
+    database: Database, store_id: int, holder: str, deadline: float | None, clock: Callable[[], float],
+) -> DrainReport:
     report = DrainReport()
     failed: set[int] = set()  # bodies that failed in this drain wait for the next one; the others go on
     while deadline is None or clock() < deadline:
         with database.transaction() as session:
             store = session.get(Store, store_id)
             if store is None:  # deleted meanwhile: its queue went with it (ON DELETE CASCADE)
+                return report
+            if not take_lease(session, store_id, holder, utcnow()):  # renewed; lost only if it ran out
+                log.warning("the track queue lease of store %s ran out; another drainer goes on", store_id)
                 return report
             group, unreadable = next_group(session, store, skip=failed)
             if unreadable:

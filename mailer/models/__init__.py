@@ -16,7 +16,7 @@ from mailer.models.store import Store
 from mailer.models.suppression import Suppression
 from mailer.models.task import ManagerTask
 from mailer.models.template_version import TemplateVersion
-from mailer.models.track_queue import QueuedTrack
+from mailer.models.track_queue import QueuedTrack, TrackQueueLease
 from mailer.models.tracking import TrackingEvent
 from mailer.models.user import User
 
@@ -41,6 +41,7 @@ __all__ = [
     "Store",
     "Suppression",
     "TemplateVersion",
+    "TrackQueueLease",
     "TrackingEvent",
     "User",
 ]

@@ -1,10 +1,10 @@
-"""A snippet request accepted but not yet applied: the track queue of the queued ingest mode."""
+"""A snippet request accepted but not yet applied (the track queue of the queued ingest mode), and who is applying a store's."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Text
+from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.db import Base, BigId
@@ -23,3 +23,13 @@ class QueuedTrack(Base):
     body: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class TrackQueueLease(Base):
+    """Who is applying a store's queue, until when: one drainer per store keeps its bodies in order."""
+
+    __tablename__ = "track_queue_leases"
+
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[datetime]
