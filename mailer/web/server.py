@@ -28,6 +28,7 @@ class Scheduler(threading.Thread):
         self.settings = settings
         self.database = database
         self.stopping = threading.Event()
+        self.ticks = 0  # ticks run so far (for the logs and tests)
 
     def run(self) -> None:
         transport = transport_from_settings(self.settings, self.database)
@@ -41,6 +42,7 @@ class Scheduler(threading.Thread):
                     if time.monotonic() >= next_tick:
                         next_tick = time.monotonic() + interval
                         tick(self.database, transport, self.settings, utcnow(), clock=utcnow)
+                        self.ticks += 1
                     else:
                         drain(self.database)
                 except Exception:  # keep ticking: one bad pass must not stop the engine
