@@ -13,6 +13,7 @@ then applied as the duplicate it is.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import traceback
@@ -22,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Insert, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from mailer.clock import utcnow
@@ -240,23 +241,30 @@ def queue_status(session: Session, now: datetime) -> dict[str, float | int]:
     return {"waiting": int(waiting), "oldest_seconds": round(age, 1), "given_up": int(given_up or 0)}
 
 
+@functools.cache
+def _take_lease_statement(dialect_name: str) -> Insert:
+    # INSERT the store's lease; when it has one, take that row over only if it has run out or is
+    # the holder's own (renewing it). RETURNING gives the holder only when the row is now ours.
+    statement = dialect_insert(dialect_name, _leases).values(
+        store_id=bindparam("lease_store"), holder=bindparam("lease_holder"), expires_at=bindparam("lease_until"),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[_leases.c.store_id],
+        set_={"holder": statement.excluded.holder, "expires_at": statement.excluded.expires_at},
+        where=or_(_leases.c.expires_at < bindparam("lease_now"), _leases.c.holder == statement.excluded.holder),
+    ).returning(_leases.c.holder)
+
+
 def take_lease(session: Session, store_id: int, holder: str, now: datetime, seconds: float = LEASE_SECONDS) -> bool:
     """Lease the store's queue to `holder` until `now + seconds`, unless someone else's lease runs; True when taken. Flushes.
 
-    The same on both backends: an INSERT that, when the store has a row, takes it over only if it
-    has run out (or is the holder's own, renewing it). A drainer that dies leaves its lease to run out.
+    The same on both backends (one INSERT … ON CONFLICT DO UPDATE … WHERE). A drainer that dies
+    leaves its lease to run out.
     """
-    leases = _leases
-    statement = (
-        dialect_insert(session.get_bind().dialect.name, leases)
-        .values(store_id=store_id, holder=holder, expires_at=now + timedelta(seconds=seconds))
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=[leases.c.store_id],
-        set_={"holder": statement.excluded.holder, "expires_at": statement.excluded.expires_at},
-        where=or_(leases.c.expires_at < now, leases.c.holder == holder),
-    ).returning(leases.c.holder)
-    taken = session.execute(statement).scalar_one_or_none() == holder
+    statement = _take_lease_statement(session.get_bind().dialect.name)
+    params = {"lease_store": store_id, "lease_holder": holder, "lease_until": now + timedelta(seconds=seconds),
+              "lease_now": now}
+    taken = session.execute(statement, params).scalar_one_or_none() == holder
     session.flush()
     return taken
 
