@@ -1,4 +1,4 @@
-"""The track and events APIs' JSON bodies: strict parsing, allowed keys, the batch and its limits (no Flask)."""
+"""The API's JSON bodies: strict parsing, allowed keys, the event batch and its limits (no Flask, so the track queue reads them too)."""
 
 from __future__ import annotations
 
