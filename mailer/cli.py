@@ -308,7 +308,7 @@ def worker(concurrency: int | None, queues: str) -> None:
 @main.command()
 @domain_errors
 def beat() -> None:
-    """Run the scheduler that queues the engine tick and the daily housekeeping. Run exactly one."""
+    """Run the scheduler that queues the engine tick, the daily housekeeping and (queued ingest mode) the track queue. Run exactly one."""
     from mailer.tasks.cli_entry import run_beat
 
     run_beat(_runtime().settings)
