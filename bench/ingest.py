@@ -388,8 +388,8 @@ def run(quick: bool, workdir: Path, postgres: BenchPostgres) -> Table:
         f"applying the queue (mailer.ingest.track_queue.drain, one process, as a worker runs it): {applied.events:,} events "
         f"in {applied.seconds:.1f} s, {rate(applied.per_second)} events/s, {applied.app_cpu_ms:.3f} ms app + "
         f"{applied.postgres_cpu_ms:.3f} ms PostgreSQL per event; accepting one in a batch of 10 costs {per_event:.3f} ms, "
-        f"so one 2-core machine doing both sustains about {rate(2000 / (per_event + applied.app_cpu_ms + applied.postgres_cpu_ms))} "
-        "events/s; workers on other machines take the applying off it")
+        f"so one 2-core machine doing both has the CPU for at most {rate(2000 / (per_event + applied.app_cpu_ms + applied.postgres_cpu_ms))} "
+        "events/s (the scale model adds the efficiency measured); workers on other machines take the applying off it")
     table.notes.append(
         f"queued against inline (same LoopWorkers, same load): track batch of 1 "
         f"{_times(loads['track 1'].per_second, loads['inline track 1'].per_second)}, batch of 10 "
