@@ -51,6 +51,7 @@ GROUP_CHARACTERS = 2 * 1024 * 1024  # of bodies read at once (one body may be 1 
 # A body whose application fails this many times is left in the queue (with its error) for an
 # operator, so one poisonous body never stops its store's queue.
 MAX_ATTEMPTS = 5
+GIVEN_UP_KEEP_DAYS = 30  # then the daily housekeeping deletes them
 # How often the worker (and the embedded scheduler) drains the queue: the delay a queued event
 # waits before its contact, cart or order changes.
 QUEUE_INTERVAL_SECONDS = 1.0
@@ -229,6 +230,18 @@ def note_failure(session: Session, body_ids: Sequence[int], error: str, *, give_
     attempts = MAX_ATTEMPTS if give_up else _queue.c.attempts + 1
     session.execute(update(_queue).where(_queue.c.id.in_(list(body_ids))).values(attempts=attempts, last_error=error[:2000]))
     session.flush()
+
+
+def purge_given_up(session: Session, now: datetime, keep_days: int = GIVEN_UP_KEEP_DAYS) -> int:
+    """Delete bodies given up on that came more than `keep_days` ago; returns how many. Flushes.
+
+    They hold what visitors sent (emails among it): kept for an operator to look at, not for ever.
+    """
+    result = session.execute(
+        delete(_queue).where(_queue.c.attempts >= MAX_ATTEMPTS, _queue.c.received_at < now - timedelta(days=keep_days))
+    )
+    session.flush()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def queue_status(session: Session, now: datetime) -> dict[str, float | int]:

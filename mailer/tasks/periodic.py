@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from mailer.clock import utcnow
 from mailer.engine import tick
-from mailer.ingest.track_queue import drain
+from mailer.ingest.track_queue import drain, purge_given_up
 from mailer.models import CapturedEmail
 from mailer.tasks.dispatch import dispatch_budget_for, make_dispatcher
 from mailer.tasks.names import APPLY_TRACK_QUEUE, HOUSEKEEPING, TICK
@@ -70,11 +70,12 @@ def purge_captured(session: Session, now: datetime, keep_days: int = CAPTURED_KE
 
 
 def housekeeping(resources: ProcessResources) -> dict[str, int]:
-    """The daily clean-up (erasure removes a contact's tracking rows at once, by cascade)."""
+    """The daily clean-up: old captured emails, old track bodies given up on (erasure removes a contact's rows at once)."""
     with resources.database.transaction() as session:
         captured = purge_captured(session, utcnow())
-    log.info("housekeeping: %d captured emails deleted", captured)
-    return {"captured_deleted": captured}
+        given_up = purge_given_up(session, utcnow())
+    log.info("housekeeping: %d captured emails and %d track bodies given up on deleted", captured, given_up)
+    return {"captured_deleted": captured, "track_bodies_deleted": given_up}
 
 
 def apply_track_queue(resources: ProcessResources) -> dict[str, int]:

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 import redis
 from redis.lock import Lock
+from sqlalchemy import select
 
 from mailer.clock import utcnow
 from mailer.config import Settings, load_settings
 from mailer.db import Database
-from mailer.models import CapturedEmail
+from mailer.ingest.track_queue import MAX_ATTEMPTS
+from mailer.models import CapturedEmail, QueuedTrack
 from mailer.scheduling.claim import claim_due
 from mailer.tasks.app import MailerCelery, make_celery
 from mailer.tasks.dispatch import enqueue_claim, queued_claims
@@ -22,6 +24,7 @@ from mailer.tasks.names import HOUSEKEEPING, PERIODIC_QUEUE, SEND_CLAIM, SEND_QU
 from mailer.tasks.periodic import TICK_LOCK_NAME, housekeeping, run_tick
 from tests.distributed.bulk import new_store, plan_many, status_counts
 from tests.distributed.cluster import RedisServer
+from tests.support.factories import make_store
 from tests.support.smtp_server import SMTPSink
 
 
@@ -118,6 +121,18 @@ def test_housekeeping_deletes_captured_emails_older_than_30_days(app: MailerCele
         for age in (31, 29, 1):
             session.add(CapturedEmail(sender="s@shop.example", recipient=f"r{age}@example.com", subject="hi",
                                       raw=b"x", created_at=now - timedelta(days=age)))
-    assert housekeeping(app.resources) == {"captured_deleted": 1}
+    assert housekeeping(app.resources) == {"captured_deleted": 1, "track_bodies_deleted": 0}
     with pg_database.transaction() as session:
         assert sorted(c.recipient for c in session.query(CapturedEmail)) == ["r1@example.com", "r29@example.com"]
+
+
+def test_housekeeping_deletes_track_bodies_given_up_on_30_days_ago(app: MailerCelery, pg_database: Database) -> None:
+    now = utcnow()
+    with pg_database.transaction() as session:
+        store = make_store(session)
+        for age, attempts in ((31, MAX_ATTEMPTS), (29, MAX_ATTEMPTS), (31, 2)):
+            session.add(QueuedTrack(store_id=store.id, received_at=now - timedelta(days=age), body=f"{age}/{attempts}",
+                                    attempts=attempts))
+    assert housekeeping(app.resources) == {"captured_deleted": 0, "track_bodies_deleted": 1}
+    with pg_database.transaction() as session:  # one given up on recently, one still being tried
+        assert sorted(session.scalars(select(QueuedTrack.body))) == ["29/5", "31/2"]
