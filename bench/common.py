@@ -17,7 +17,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.ports import free_port
 from tests.support.postgres import TempPostgres
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -25,22 +27,6 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # --- ports, waiting, processes ----------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
-    """Poll `predicate` until it holds; raise RuntimeError naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
 
 
 def port_open(port: int) -> bool:

@@ -39,6 +39,7 @@ from mailer.ingest.apply import (
 from mailer.ingest.payload import batch_of, json_object
 from mailer.ingest.schema import ValidEvent
 from mailer.models import Event, QueuedTrack, Store, TrackQueueLease
+from mailer.tally import Tally
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def forget_queued(session: Session, store_id: int, email: str, anonymous_ids: Co
 
 
 @dataclass
-class DrainReport:
+class DrainReport(Tally):
     """What one drain applied: queued bodies, and their events by outcome."""
 
     bodies: int = 0
@@ -135,11 +136,6 @@ class DrainReport:
     duplicates: int = 0
     rejected: int = 0
     failed: int = 0  # bodies whose application raised (retried up to MAX_ATTEMPTS)
-
-    def add(self, other: DrainReport) -> None:
-        """Add another report's counts to this one."""
-        for key, value in asdict(other).items():
-            setattr(self, key, getattr(self, key) + value)
 
 
 @dataclass(frozen=True)

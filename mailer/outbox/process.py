@@ -15,6 +15,7 @@ from mailer.outbox.compose import TemplateLibrary
 from mailer.outbox.finish import Outcome, record_outcomes
 from mailer.outbox.prepare import prepare_claim
 from mailer.scheduling.claim import Claim
+from mailer.tally import Tally
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ CHECKPOINT_EVERY = 25
 
 
 @dataclass
-class BatchReport:
+class BatchReport(Tally):
     """What happened to the messages of one claim."""
 
     sent: int = 0
@@ -31,11 +32,6 @@ class BatchReport:
     failed: int = 0
     skipped: int = 0
     deferred: int = 0
-
-    def add(self, other: BatchReport) -> None:
-        """Accumulate another report into this one."""
-        for name in ("sent", "retry", "failed", "skipped", "deferred"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 def process_claim(

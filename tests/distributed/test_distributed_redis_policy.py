@@ -10,7 +10,8 @@ import pytest
 
 from mailer.errors import ConfigError
 from mailer.tasks.health import require_noeviction
-from tests.distributed.cluster import Cluster, RedisServer, wait_until
+from tests.distributed.cluster import Cluster, RedisServer
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture

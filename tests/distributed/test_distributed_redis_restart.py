@@ -12,8 +12,9 @@ from mailer.clock import utcnow
 from mailer.db import Database
 from mailer.models import Message
 from tests.distributed.bulk import new_store, plan_many, status_counts
-from tests.distributed.cluster import Cluster, RedisServer, TickFailed, wait_until
+from tests.distributed.cluster import Cluster, RedisServer, TickFailed
 from tests.support.smtp_server import SMTPSink
+from tests.support.waiting import wait_until
 
 NOW_DUE = 300
 LATER = 20

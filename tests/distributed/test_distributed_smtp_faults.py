@@ -10,8 +10,9 @@ from mailer.clock import utcnow
 from mailer.db import Database
 from mailer.models import Message, Suppression
 from tests.distributed.bulk import new_store, plan_many, status_counts
-from tests.distributed.cluster import Cluster, wait_until
+from tests.distributed.cluster import Cluster
 from tests.support.smtp_server import SMTPSink
+from tests.support.waiting import wait_until
 
 
 def _settled(database: Database) -> bool:

@@ -19,10 +19,11 @@ from mailer.models import Event, QueuedTrack
 from mailer.tasks.app import make_celery
 from mailer.tasks.names import APPLY_TRACK_QUEUE, PERIODIC_QUEUE
 from mailer.web.api.ratelimit import Limit, TokenBucketLimiter, use_limiter
-from tests.distributed.cluster import Cluster, RedisServer, wait_until
+from tests.distributed.cluster import Cluster, RedisServer
 from tests.ingest.helpers import Shop, cart, identify, make_shop, track
 from tests.ingest.test_batch_identity import end_state
 from tests.support.factories import T0
+from tests.support.waiting import wait_until
 
 NOW = T0 + timedelta(days=3)
 

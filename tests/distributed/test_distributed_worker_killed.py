@@ -11,8 +11,9 @@ from mailer.clock import utcnow
 from mailer.db import Database
 from mailer.outbox.process import CHECKPOINT_EVERY
 from tests.distributed.bulk import new_store, plan_many, status_counts
-from tests.distributed.cluster import Cluster, wait_until
+from tests.distributed.cluster import Cluster
 from tests.support.smtp_server import SMTPSink
+from tests.support.waiting import wait_until
 
 # The suite sends 2,000 to stay quick on two cores; MAILER_TEST_KILL_N=10000 runs the full figure
 # (about 2 minutes there: the 5 s lease caps the queue at 2 claims of 50, and composing an email

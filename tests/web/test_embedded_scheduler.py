@@ -11,8 +11,8 @@ from mailer import create_app
 from mailer.db import Database
 from mailer.models import Event
 from mailer.web.server import Scheduler
-from tests.distributed.cluster import wait_until
 from tests.ingest.helpers import identify, make_shop
+from tests.support.waiting import wait_until
 
 
 def test_the_scheduler_applies_queued_events_between_ticks(settings, committed_database: Database) -> None:

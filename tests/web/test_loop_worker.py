@@ -9,7 +9,6 @@ import os
 import re
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +23,7 @@ from mailer.models import Event
 from mailer.web.loop_worker import MAX_BODY, REQUESTS_PER_CONNECTION, LoopWorker
 from tests.support.factories import make_store
 from tests.support.gunicorn import Gunicorn
+from tests.support.waiting import wait_until
 
 PROBE = "tests.support.wsgi_probe:app"
 
@@ -225,9 +225,7 @@ def test_a_busy_worker_leaves_new_connections_to_the_other(server: Gunicorn, tmp
     flag = tmp_path / "serving"
     slow = server.connect()
     slow.sendall(f"GET /slow?seconds=1.5&flag={flag} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
-    deadline = time.monotonic() + 10
-    while not flag.exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(flag.exists, 10, "the slow request to be served", interval=0.01)
     busy_pid = int(flag.read_text())
     with server.connect() as fast:
         fast.sendall(b"GET /fast HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -344,9 +342,7 @@ def test_a_graceful_stop_finishes_the_request_in_flight(tmp_path: Path) -> None:
     flag = tmp_path / "serving"
     with gunicorn.connect() as sock:
         sock.sendall(f"GET /slow?seconds=1&flag={flag} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
-        deadline = time.monotonic() + 10
-        while not flag.exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(flag.exists, 10, "the slow request to be served", interval=0.01)
         stopping = threading.Thread(target=gunicorn.stop)
         stopping.start()
         answer = read_response(sock.makefile("rb"))
@@ -365,9 +361,8 @@ def test_the_access_log_is_gunicorns(tmp_path: Path) -> None:
             answer = read_response(sock.makefile("rb"))
             sock.sendall(b"HEAD /logged HTTP/1.1\r\nHost: t\r\n\r\n")
             read_response(sock.makefile("rb"), head=True)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and "HEAD /logged" not in (access.read_text() if access.exists() else ""):
-            time.sleep(0.05)
+        wait_until(lambda: access.exists() and "HEAD /logged" in access.read_text(), 10, "the HEAD in the access log",
+                   interval=0.05)
         lines = [line for line in access.read_text().splitlines() if "/logged" in line]
     finally:
         gunicorn.stop()
